@@ -1,0 +1,6 @@
+"""Commands: estimate, prices, demo."""
+import click
+
+
+def register(group: click.Group) -> None:
+    pass
