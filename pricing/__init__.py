@@ -1,0 +1,1 @@
+"""Bundled price books (YAML); see README.md in this folder."""
