@@ -73,7 +73,7 @@ def load_yaml_text(text: str, path) -> object:
         problem = re.sub(r"\s+", " ", f"{e.problem or e.context or 'invalid YAML'}").strip()
         raise BadInput(f"malformed YAML: {problem}", path=path, line=line)
     except yaml.YAMLError as e:
-        raise BadInput(f"malformed YAML: {re.sub(r'\s+', ' ', str(e))}", path=path)
+        raise BadInput("malformed YAML: " + re.sub(r"\s+", " ", str(e)), path=path)
 
 
 def load_yaml_file(path) -> object:

@@ -1,6 +1,116 @@
-"""Commands: estimate, prices, demo."""
+"""Commands: estimate, prices (show, check), demo."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
 import click
+
+from ..errors import BadInput
+from ..forecast import estimate
+from ..pricebook import CURRENCIES, bundled_book_path, check_book, load_price_book
+from ..render import forecast_csv, forecast_text, text_table, to_json
+from ..timeutil import SHANGHAI, parse_instant
+
+PRICES_OPTION = click.option("--prices", "prices_file", type=click.Path(dir_okay=False),
+                             help="User price file (same schema as the price books) on top of the bundled book.")
+
+
+def write_output(text: str, out: str | None) -> None:
+    """Write to --out (creating folders) or stdout."""
+    if out:
+        p = Path(out)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(p)  # never leave a half-written report behind
+    else:
+        click.echo(text, nl=False)
+
+
+def render_forecast(model: dict, fmt: str) -> str:
+    if fmt == "json":
+        return to_json(model)
+    if fmt == "csv":
+        return forecast_csv(model)
+    if fmt == "html":
+        from ..report_html import render_forecast_html
+        return render_forecast_html(model)
+    return forecast_text(model)
+
+
+@click.command("estimate")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@PRICES_OPTION
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+def estimate_cmd(scenario, prices_file, fmt, out):
+    """Forecast a workload SCENARIO (YAML) month by month."""
+    model = estimate(scenario, prices_file)
+    write_output(render_forecast(model, fmt), out)
+    if out:
+        click.echo(f"wrote {out}", err=True)
+
+
+@click.group("prices", invoke_without_command=True)
+@click.option("--site", type=click.Choice(sorted(CURRENCIES)), default="cn", show_default=True)
+@click.option("--at", "at", help="Instant (ISO 8601 with offset); default now.")
+@PRICES_OPTION
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def prices_group(ctx, site, at, prices_file, fmt):
+    """Show the effective price book with confidence and sources."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import datetime
+    instant = parse_instant(at, field="--at") if at else datetime.now(SHANGHAI)
+    book = load_price_book(site, prices_file=prices_file)
+    entries = book.effective(instant)
+    if fmt == "json":
+        click.echo(to_json({"site": site, "currency": book.currency, "at": instant.isoformat(),
+                            "book": {"name": book.name, "version": book.version},
+                            "entries": [e.to_dict() for e in entries]}), nl=False)
+        return
+    rows = [[e.item, ",".join(f"{k}={v}" for k, v in e.selectors), "unknown" if e.price is None else str(e.price),
+             f"{e.currency}/{e.unit}", e.confidence, e.layer, e.source] for e in entries]
+    click.echo(f"Price book {book.name} {book.version} ({book.currency}) at {instant.isoformat()}")
+    click.echo(text_table(["item", "selectors", "price", "unit", "confidence", "layer", "source"], rows,
+                          right={2}), nl=False)
+
+
+@prices_group.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def prices_check(files):
+    """Validate price book FILES; list every problem with file and line (exit 2 if any)."""
+    problems = []
+    for f in files:
+        found = check_book(f)
+        problems += found
+        if not found:
+            click.echo(f"{f}: ok")
+    for p in problems:
+        click.echo(p, err=True)
+    if problems:
+        sys.exit(2)
+
+
+@click.command("demo")
+@click.option("--out-dir", default="demo-output", show_default=True, type=click.Path(file_okay=False))
+def demo_cmd(out_dir):
+    """Run the embedded example: forecast the bundled scenario and write its HTML report."""
+    import importlib.resources
+    scenario = Path(str(importlib.resources.files("costkit") / "data" / "demo-scenario.yaml"))
+    model = estimate(scenario)
+    click.echo(forecast_text(model), nl=False)
+    out = Path(out_dir) / "forecast.html"
+    write_output(render_forecast(model, "html"), str(out))
+    click.echo(f"Forecast report: {out.resolve()}")
 
 
 def register(group: click.Group) -> None:
-    pass
+    for cmd in (estimate_cmd, prices_group, demo_cmd):
+        group.add_command(cmd)
+
+
+__all__ = ["register", "BadInput", "bundled_book_path"]
