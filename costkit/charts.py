@@ -1,0 +1,252 @@
+"""Charts for the HTML reports, drawn with matplotlib and returned as inline PNG data URIs.
+
+Every helper returns a string `data:image/png;base64,...` that an <img src> can carry, so a report stays one
+self-contained file. Money arrives here already converted to float: floats are used for chart geometry only,
+never for the figures printed in tables.
+
+matplotlib is used through its object API (Figure + the Agg canvas), not pyplot: nothing registers in
+pyplot's global figure list, the process-wide backend is left alone, and rcParams are changed only inside
+a context manager that restores them.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Sequence
+
+# Fixed palette (colour-blind friendly "tab10"-like order) so each series keeps its colour across runs.
+PALETTE = (
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
+    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+)
+LINE_COLOUR = "#222222"
+LOW_COLOUR = "#4e79a7"
+HIGH_COLOUR = "#e15759"
+
+# Pinned settings: output must not depend on a user's matplotlibrc, and user text containing `$` must
+# never be parsed as mathtext.
+_RC = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.grid": True,
+    "grid.color": "#dddddd",
+    "grid.linewidth": 0.6,
+    "axes.axisbelow": True,
+    "text.parse_math": False,
+    "svg.hashsalt": "costkit",
+    "path.simplify": True,
+}
+
+DPI = 144
+MAX_X_LABELS = 24
+
+
+@contextmanager
+def figure(width_in: float = 10.0, height_in: float = 4.8) -> Iterator[object]:
+    """Yield a fresh matplotlib Figure (constrained layout) with the pinned style; always released after.
+
+    The figure is attached to an Agg canvas directly, so no GUI backend or pyplot state is involved.
+    """
+    import matplotlib
+    import matplotlib.style
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.style.context("default"), matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        try:
+            yield fig
+        finally:
+            fig.clear()
+
+
+def to_data_uri(fig) -> str:
+    """Render a Figure to PNG and return it as a `data:image/png;base64,...` string.
+
+    PNG metadata (the matplotlib version in `Software`) is dropped so the bytes are reproducible.
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _money_formatter(span: float):
+    """A tick formatter with thousands separators; 2 decimals when the axis spans less than 10 units."""
+    from matplotlib.ticker import FuncFormatter
+
+    if span < 10:
+        return FuncFormatter(lambda v, _pos: f"{v:,.2f}")
+    return FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+
+
+def _thin_x_labels(ax, labels: Sequence[str]) -> None:
+    """Label at most MAX_X_LABELS categories (every n-th) so long horizons stay readable."""
+    n = len(labels)
+    step = max(1, -(-n // MAX_X_LABELS))
+    ax.set_xticks(range(0, n, step))
+    ax.set_xticklabels([labels[i] for i in range(0, n, step)],
+                       rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center")
+
+
+def stacked_bars(
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    *,
+    ylabel: str,
+    title: str = "",
+    line: Sequence[float] | None = None,
+    line_label: str = "Cumulative",
+    line_ylabel: str = "",
+    colours: Mapping[str, str] | None = None,
+) -> str:
+    """A stacked bar chart, one bar per category, one stacked segment per series; returns a PNG data URI.
+
+    `categories` are the x labels (e.g. months `YYYY-MM`); `series` maps a legend label (e.g. an item key)
+    to one value per category, in the unit named by `ylabel` (e.g. "Cost (CNY)"). Positive values stack up
+    from 0, negative ones (credits) stack down. Series that are zero everywhere are left out of the legend.
+    `line`, when given, is drawn on a secondary y axis labelled `line_ylabel` (e.g. the cumulative total).
+    """
+    cats = list(categories)
+    x = list(range(len(cats)))
+    with figure() as fig:
+        ax = fig.add_subplot()
+        pos_bottom = [0.0] * len(cats)
+        neg_bottom = [0.0] * len(cats)
+        handles, labels = [], []
+        for i, (label, values) in enumerate(series.items()):
+            vals = [float(v) for v in values]
+            if len(vals) != len(cats):
+                raise ValueError(f"series {label!r} has {len(vals)} values for {len(cats)} categories")
+            if not any(vals):
+                continue
+            bottoms = [pos_bottom[j] if v >= 0 else neg_bottom[j] for j, v in enumerate(vals)]
+            colour = (colours or {}).get(label, PALETTE[i % len(PALETTE)])
+            bars = ax.bar(x, vals, bottom=bottoms, color=colour, width=0.8, label=label, linewidth=0)
+            for j, v in enumerate(vals):
+                if v >= 0:
+                    pos_bottom[j] += v
+                else:
+                    neg_bottom[j] += v
+            handles.append(bars)
+            labels.append(label)
+        ax.set_xlim(-0.6, len(cats) - 0.4)
+        ax.set_ylabel(ylabel)
+        if title:
+            ax.set_title(title)
+        lo, hi = min(neg_bottom, default=0.0), max(pos_bottom, default=0.0)
+        ax.yaxis.set_major_formatter(_money_formatter(hi - lo))
+        if lo == hi == 0.0:
+            ax.set_ylim(0, 1)
+        _thin_x_labels(ax, cats)
+        if line is not None:
+            lvals = [float(v) for v in line]
+            ax2 = ax.twinx()
+            ax2.grid(False)
+            (ln,) = ax2.plot(x, lvals, color=LINE_COLOUR, marker="o", markersize=3, linewidth=1.6,
+                             label=line_label)
+            ax2.set_ylabel(line_ylabel or line_label)
+            ax2.set_ylim(bottom=min(0.0, min(lvals, default=0.0)))
+            if not any(lvals):
+                ax2.set_ylim(0, 1)
+            ax2.yaxis.set_major_formatter(_money_formatter(max(lvals, default=0.0)))
+            handles.append(ln)
+            labels.append(line_label)
+        if handles:
+            fig.legend(handles, labels, loc="outside lower center", ncol=min(5, len(handles)), frameon=False)
+        return to_data_uri(fig)
+
+
+def line_chart(
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    ylabel: str,
+    title: str = "",
+    colours: Mapping[str, str] | None = None,
+) -> str:
+    """A line chart with one line per series over shared categories; returns a PNG data URI.
+
+    `series` maps a legend label (e.g. "forecast", "billed") to one value per category in the unit named by
+    `ylabel` (e.g. "Cost (CNY)"); None leaves a gap (a month with no data).
+    """
+    cats = list(categories)
+    x = list(range(len(cats)))
+    with figure() as fig:
+        ax = fig.add_subplot()
+        top = 0.0
+        for i, (label, values) in enumerate(series.items()):
+            vals = [float("nan") if v is None else float(v) for v in values]
+            if len(vals) != len(cats):
+                raise ValueError(f"series {label!r} has {len(vals)} values for {len(cats)} categories")
+            colour = (colours or {}).get(label, PALETTE[i % len(PALETTE)])
+            ax.plot(x, vals, color=colour, marker="o", markersize=3, linewidth=1.6, label=label)
+            top = max([top] + [v for v in vals if v == v])
+        ax.set_ylabel(ylabel)
+        if title:
+            ax.set_title(title)
+        ax.yaxis.set_major_formatter(_money_formatter(top))
+        if top == 0.0:
+            ax.set_ylim(0, 1)
+        if cats:
+            ax.set_xlim(-0.5, len(cats) - 0.5)
+        _thin_x_labels(ax, cats)
+        if series:
+            fig.legend(loc="outside lower center", ncol=min(5, len(series)), frameon=False)
+        return to_data_uri(fig)
+
+
+def tornado(
+    rows: Sequence[Mapping[str, object]],
+    *,
+    base: float,
+    xlabel: str,
+    title: str = "",
+    low_label: str = "driver low",
+    high_label: str = "driver high",
+) -> str:
+    """A tornado (sensitivity) chart; returns a PNG data URI.
+
+    Each row is `{"label": str, "low": float, "high": float}` plus optional `low_text` / `high_text`
+    (preformatted strings printed at the bar ends, e.g. exact decimal totals): the result (e.g. the horizon total in the
+    currency named by `xlabel`) when that driver is at its low and at its high value. Each driver gets a
+    horizontal bar from `base` to its low result and from `base` to its high result, so the bar spans
+    low..high around the base. Rows are drawn in the order given, the first at the top: sort by swing first.
+    """
+    n = len(rows)
+    height = max(2.4, 1.2 + 0.55 * n)
+    with figure(10.0, height) as fig:
+        ax = fig.add_subplot()
+        ys = list(range(n))[::-1]
+        for y, row in zip(ys, rows):
+            low, high = float(row["low"]), float(row["high"])
+            ax.barh(y, low - base, left=base, color=LOW_COLOUR, height=0.6,
+                    label=low_label if y == ys[0] else None)
+            ax.barh(y, high - base, left=base, color=HIGH_COLOUR, height=0.6,
+                    label=high_label if y == ys[0] else None)
+            for value, key in ((low, "low_text"), (high, "high_text")):
+                if row.get(key):
+                    # Text goes on the outer end of each segment; both sides of base get their own label.
+                    right = value >= base
+                    ax.annotate(str(row[key]), (value, y), xytext=(4 if right else -4, 0),
+                                textcoords="offset points", va="center", ha="left" if right else "right",
+                                fontsize=8)
+        ax.axvline(base, color=LINE_COLOUR, linewidth=1.2)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([str(r["label"]) for r in rows])
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="y", visible=False)
+        if title:
+            ax.set_title(title)
+        values = [base] + [float(r[k]) for r in rows for k in ("low", "high")]
+        span = max(values) - min(values)
+        pad = span * 0.15 or max(abs(base) * 0.05, 1.0)
+        ax.set_xlim(min(values) - pad, max(values) + pad)
+        ax.xaxis.set_major_formatter(_money_formatter(span))
+        if n:
+            ax.set_ylim(-0.6, n - 0.4)
+            fig.legend(loc="outside lower center", ncol=2, frameon=False)
+        return to_data_uri(fig)
