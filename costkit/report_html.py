@@ -167,7 +167,8 @@ def _forecast_charts(model: dict) -> dict:
     ) if months else None
     rows = _sensitivity_rows(model)
     tornado = charts.tornado(
-        [{"label": f"{r['driver']}\n{fmt_value(r.get('low_value'))} / {fmt_value(r.get('high_value'))}",
+        [{"label": f"{r['driver']}\n{fmt_number(fmt_value(r.get('low_value')))} / "
+                   f"{fmt_number(fmt_value(r.get('high_value')))}",
           "low": _chart_float(r["low_total"]), "high": _chart_float(r["high_total"]),
           "low_text": fmt_number(r["low_total"]), "high_text": fmt_number(r["high_total"])}
          for r in rows],
@@ -191,13 +192,14 @@ def _sensitivity_rows(model: dict) -> list[dict]:
 
 
 def _price_rows(model: dict) -> list[dict]:
-    """The model's prices with `selectors_text` and `source_parts` (see link_segments) for the template."""
+    """The model's prices with `selectors_text` and `source_parts` (see link_segments) for the template;
+    `note` is None when the model has none."""
     out = []
     for p in model.get("prices") or []:
         sel = p.get("selectors") or {}
         out.append({
             **{k: p.get(k) for k in ("item", "code", "unit", "price", "currency", "effective_from",
-                                     "effective_to", "confidence", "layer")},
+                                     "effective_to", "confidence", "layer", "note")},
             "selectors_text": ", ".join(f"{k}={fmt_value(v)}" for k, v in sel.items()) if sel else "",
             "source_parts": link_segments(p.get("source")),
         })

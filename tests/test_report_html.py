@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from costkit import charts
 from costkit.report_html import fmt_number, fmt_value, link_segments, render_forecast_html, render_html
@@ -371,3 +372,33 @@ def test_long_horizon_renders(model):
     big["months"] = [dict(big["months"][i % 12], month=f"{2026 + i // 12}-{i % 12 + 1:02d}") for i in range(120)]
     html = render_forecast_html(big, generated_at="x")
     assert html.count("<tr>") > 120
+
+
+def test_engine_model_renders(tmp_path):
+    """The engine's own model (the demo scenario, renamed to hostile text) renders self-contained."""
+    forecast = pytest.importorskip("costkit.forecast")
+    import yaml
+    from importlib import resources
+
+    text = resources.files("costkit").joinpath("data", "demo-scenario.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    data["name"] = EVIL_NAME
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    model = forecast.estimate(str(path))
+    html = render_forecast_html(model, generated_at="x")
+    assert EVIL_NAME not in html and "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    doc = _parse(html)
+    for t, attrs in doc.tags:
+        if "src" in attrs:
+            assert attrs["src"].startswith("data:image/png;base64,")
+        if "href" in attrs:
+            assert t == "a" and re.match(r"https?://", attrs["href"])
+    rows = _table(html, "month-items")
+    assert [r[0] for r in rows[1:-1]] == [m["month"] for m in model["months"]]
+    assert rows[-1][-1] == fmt_number(model["total"])
+    assert len(_table(html, "prices")) == len(model["prices"]) + 1
+    assert len(_table(html, "assumptions")) == len(model["assumptions"]) + 1
+    for w in model["warnings"]:
+        assert str(escape(w)) in html
