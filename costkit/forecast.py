@@ -290,6 +290,7 @@ def build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool = True) 
         "items": {k: str(v) for k, v in item_totals.items()},
         "total": str(total),
         "average_month": _money(Fraction(total) / scn.months),
+        "tasks": sum(counts),
         "billable_splices": fmt_quantity(sum(splices)),
         "succeeded": fmt_quantity(succeeded),
         "cost_per_1000_splices": _money(Fraction(total) * 1000 / succeeded) if succeeded else None,
