@@ -20,7 +20,7 @@ def scenario_yaml(**over) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def write_scenario(tmp_path, name="s.yaml", text=None, **over):
-    p = tmp_path / name
+def write_scenario(tmp_path, filename="s.yaml", text=None, **over):
+    p = tmp_path / filename
     p.write_text(textwrap.dedent(text) if text is not None else scenario_yaml(**over), encoding="utf-8")
     return p

@@ -107,3 +107,30 @@ def test_user_price_file_fills_a_missing_price(tmp_path):
 
 def test_missing_scenario_file_is_bad_input(tmp_path):
     assert_one_line_bad_input(invoke("estimate", tmp_path / "nope.yaml"), "file not found")
+
+
+def test_html_report_escapes_a_script_in_the_scenario_name(tmp_path):
+    s = write_scenario(tmp_path, name="<script>alert('x')</script> budget")
+    out = tmp_path / "f.html"
+    result = invoke("estimate", s, "--format", "html", "--out", out)
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_prices_check_names_the_line_of_malformed_yaml(tmp_path):
+    bad = tmp_path / "b.yaml"
+    bad.write_text("entries:\n  - item: oss.Storage\n    unit: [GB\n", encoding="utf-8")
+    result = invoke("prices", "check", bad)
+    assert result.exit_code == 2
+    assert f"{bad}:" in result.stderr and "malformed YAML" in result.stderr
+
+
+def test_ten_year_horizon_with_sensitivity_runs(tmp_path):
+    s = write_scenario(tmp_path, start="2025-01", months=120, monthly_growth="0.01", target_retention_days=45,
+                       target_storage_class="IA", daily_profile=[str(h % 5) for h in range(24)])
+    result = invoke("estimate", s, "--format", "json")
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.stdout)
+    assert len(m["months"]) == 120 and m["sensitivity"]
