@@ -16,6 +16,7 @@ from .errors import CostkitError
 # Each module registers its commands on the group; add a module here to add commands.
 COMMAND_MODULES = [
     "costkit.commands.forecast",
+    "costkit.commands.collect",
 ]
 
 

@@ -179,11 +179,14 @@ class Fault:
     status: int = 400
     code: str = ""
     message: str = ""
+    match: object = None           # optional predicate on the decoded params
     seen: int = 0
     fired: int = 0
 
-    def take(self, action: str) -> bool:
+    def take(self, action: str, params: dict) -> bool:
         if self.action is not None and action != self.action:
+            return False
+        if self.match is not None and not self.match(params):
             return False
         self.seen += 1
         if self.seen <= self.skip or (self.times is not None and self.fired >= self.times):
@@ -333,11 +336,11 @@ class IMMServer:
                 self._index, self._index_key = idx, key
             return self._index.get(project, ([], []))
 
-    def _next_fault(self, action: str) -> Fault | None:
+    def _next_fault(self, action: str, params: dict) -> Fault | None:
         with self._lock:
             self.counts[action] = self.counts.get(action, 0) + 1
             for f in self.faults:
-                if f.take(action):
+                if f.take(action, params):
                     return f
         return None
 
@@ -542,7 +545,7 @@ class _Handler(BaseHTTPRequestHandler):
         action = self.headers.get("x-acs-action") or raw.get("Action") or ""
         imm = self.imm
         try:
-            fault = imm._next_fault(action)
+            fault = imm._next_fault(action, _decode_params_lenient(raw))
             if fault is not None and self._fault(fault):
                 return
             self._verify(url.path or "/", pairs, body)
@@ -673,6 +676,13 @@ def _decode_params(raw: dict) -> dict:
             v = v.lower() == "true"
         params[k] = v
     return params
+
+
+def _decode_params_lenient(raw: dict) -> dict:
+    try:
+        return _decode_params(raw)
+    except ApiError:
+        return dict(raw)
 
 
 def main(argv=None) -> int:
