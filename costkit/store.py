@@ -162,8 +162,14 @@ def _migration_objects_buckets(con) -> None:
         )""")
 
 
+def _migration_bills(con) -> None:
+    """Bill imports and lines (`costkit.bills.migration_bills` documents the columns)."""
+    from .bills import migration_bills
+    migration_bills(con)
+
+
 # Ordered; never edit or reorder an applied migration: append a new one (version = index + 1).
-MIGRATIONS = [_migration_1, _migration_objects_buckets]
+MIGRATIONS = [_migration_1, _migration_objects_buckets, _migration_bills]
 
 
 # --- helpers --------------------------------------------------------------------------------------
