@@ -294,6 +294,12 @@ def parse_file(path, *, kind: str | None = None, region: str | None = None, skip
     return _Parser(path, kind, region, skip_bad).parse()
 
 
+def parse_files(paths, *, kind: str | None = None, region: str | None = None,
+                skip_bad: bool = False) -> list[FileImport]:
+    """Parse every file first (see `parse_file`); return them in order. Nothing is stored."""
+    return [parse_file(p, kind=kind, region=region, skip_bad=skip_bad) for p in paths]
+
+
 def import_files(store: Store, paths, kind: str | None = None, skip_bad: bool = False, *,
                  region: str | None = None, seen_at: datetime | None = None) -> ImportSummary:
     """Import files into the store; return an ImportSummary.
@@ -301,7 +307,11 @@ def import_files(store: Store, paths, kind: str | None = None, skip_bad: bool = 
     All files are parsed first: a bad one stops the import before anything is stored. Then each file is
     stored in its own transaction with its `imports` row.
     """
-    parsed = [parse_file(p, kind=kind, region=region, skip_bad=skip_bad) for p in paths]
+    return store_parsed(store, parse_files(paths, kind=kind, region=region, skip_bad=skip_bad), seen_at=seen_at)
+
+
+def store_parsed(store: Store, parsed: list[FileImport], *, seen_at: datetime | None = None) -> ImportSummary:
+    """Store files parsed by `parse_files`, one transaction per file; return an ImportSummary."""
     seen_at = seen_at or datetime.now(timezone.utc)
     summary = ImportSummary()
     for f in parsed:

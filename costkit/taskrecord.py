@@ -20,6 +20,7 @@ UTC = timezone.utc
 
 STATUSES = ("Running", "Succeeded", "Failed")
 FINAL_STATUSES = ("Succeeded", "Failed")
+_STATUS_BY_LOWER = {x.lower(): x for x in STATUSES}
 ORIGINS = ("listtasks", "notification", "import")
 SPLICING = "ImageSplicing"
 
@@ -199,7 +200,10 @@ def from_api_task(task: dict, *, region: str, project: str, origin: str) -> dict
         raise RecordError("TaskType: missing, and the TaskId has no type prefix")
     status = task.get("Status")
     if status not in STATUSES:
-        raise RecordError(f"Status: {status!r} is not one of {', '.join(STATUSES)}")
+        # Tolerate case only ("succeeded"); anything else is not a status IMM documents.
+        status = _STATUS_BY_LOWER.get(status.strip().lower()) if isinstance(status, str) else None
+        if status is None:
+            raise RecordError(f"Status: {task.get('Status')!r} is not one of {', '.join(STATUSES)}")
 
     definition = _json_value(task.get("TaskRequestDefinition"), "TaskRequestDefinition")
     if definition is None:

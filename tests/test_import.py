@@ -186,6 +186,7 @@ def test_import_command_missing_region_is_exit_2(tmp_path):
     assert "pass --region" in result.output
 
 
-def test_import_command_missing_file_is_exit_2(tmp_path):
+def test_import_command_missing_file_is_exit_2_and_creates_no_store(tmp_path):
     result = run(tmp_path, "import", str(tmp_path / "nope.json"))
     assert result.exit_code == 2 and "no such file" in result.output
+    assert not (tmp_path / "s.duckdb").exists()

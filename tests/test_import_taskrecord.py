@@ -135,3 +135,9 @@ def test_eventbridge_region_comes_from_aliyunregionid_then_the_subject():
     r = from_eventbridge_event(ev)
     assert r["region"] == "cn-shanghai"
     assert r["sources"] == [{"uri": "oss://b/1.jpg", "rotate": None}] and r["image_format"] == "webp"
+
+
+def test_status_case_is_tolerated_but_other_words_are_not():
+    assert from_api_task(_task(Status="succeeded"), region="r", project="p", origin="import")["status"] == "Succeeded"
+    with pytest.raises(BadInput, match="Status: 'Success' is not one of"):
+        from_api_task(_task(Status="Success"), region="r", project="p", origin="import")

@@ -10,7 +10,7 @@ from datetime import datetime
 import click
 
 from ..errors import BadInput
-from ..importers import KINDS, import_files
+from ..importers import KINDS, parse_files, store_parsed
 from ..store import Store
 from ..taskrecord import STATUSES
 from ..timeutil import SHANGHAI, parse_instant
@@ -67,8 +67,10 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def import_cmd(ctx, files, kind, region, skip_bad):
         """Import ListTasks/GetTask dumps, task JSON Lines, MNS/RocketMQ envelopes or EventBridge events."""
+        # Parse and check every file before the store is even opened: a bad file leaves no trace.
+        parsed = parse_files(files, kind=kind, skip_bad=skip_bad, region=region)
         with Store.open(ctx.obj["store_path"]) as store:
-            summary = import_files(store, files, kind=kind, skip_bad=skip_bad, region=region)
+            summary = store_parsed(store, parsed)
         for bad in summary.bad:
             click.echo(f"costkit: skipped bad record: {bad}", err=True)
         click.echo(summary.line())
