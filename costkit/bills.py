@@ -696,7 +696,10 @@ def bill_lines_frame(store, month: str, *, source: str | None = None) -> pd.Data
             f"SELECT {names}, i.origin FROM bill_lines l JOIN bill_imports i ON i.id = l.import_id "
             "WHERE l.month = ? AND l.source = ? ORDER BY l.billing_date, l.line_no", [month, source])
         rows = cur.fetchall()
-    df = pd.DataFrame(rows, columns=[*BILL_LINE_COLUMNS, "origin"])
+    # dtype=object: keeps None (pandas 3 would turn text columns into str with NaN)
+    df = pd.DataFrame(rows, columns=[*BILL_LINE_COLUMNS, "origin"], dtype=object)
+    for c in ("import_id", "line_no"):
+        df[c] = df[c].astype("int64")
     return _normalise_decimals(df)
 
 
@@ -714,7 +717,10 @@ def _strip(d: Decimal) -> Decimal:
 
 
 def _empty_lines() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in (*BILL_LINE_COLUMNS, "origin")})
+    df = pd.DataFrame({c: pd.Series(dtype=object) for c in (*BILL_LINE_COLUMNS, "origin")})
+    for c in ("import_id", "line_no"):
+        df[c] = df[c].astype("int64")
+    return df
 
 
 # --- fetch (BSS OpenAPI) ---------------------------------------------------------------------------
