@@ -17,7 +17,6 @@ from .errors import CostkitError
 COMMAND_MODULES = [
     "costkit.commands.forecast",
     "costkit.commands.collect",
-    "costkit.commands.cost",
     "costkit.commands.history",
     "costkit.commands.bills",
 ]
