@@ -46,6 +46,8 @@ BOUNDARY_PAD = timedelta(seconds=1)
 CLOCK_SKEW = timedelta(minutes=5)          # a default `until` also asks a little past our clock
 PAGE_SIZE = 100
 DEFAULT_CONCURRENCY = 4
+INGEST_BATCH = 2000                        # tasks per store transaction at most...
+INGEST_WAIT = 0.05                         # ...gathered for at most this long (a commit costs ~10 ms)
 RUN_KIND = "listtasks"
 CONNECT_TIMEOUT_MS = 5_000
 READ_TIMEOUT_MS = 30_000
@@ -333,9 +335,12 @@ class _Plan:
 class _Page:
     plan: _Plan
     index: int
-    tasks: list
+    records: list
     last: bool
     error: BaseException | None = None
+    listed: int = 0               # tasks on the page, before filtering
+    skipped: int = 0              # other task types
+    bad: list = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,7 +405,7 @@ def collect(store, *, region: str, projects=None, all_projects: bool = False, si
                                       checkpoint=plan.old_checkpoint)
         plan.done = [False] * len(plan.slices)
 
-    pages: queue.Queue = queue.Queue(maxsize=8 * concurrency)
+    pages: queue.Queue = queue.Queue(maxsize=max(8 * concurrency, 2 * INGEST_BATCH // PAGE_SIZE))
     jobs = [(plan, i) for i in range(max(len(p.slices) for p in plans)) for plan in plans if i < len(plan.slices)]
 
     abandoned = threading.Event()  # the main loop no longer reads the queue
@@ -416,7 +421,7 @@ def collect(store, *, region: str, projects=None, all_projects: bool = False, si
 
     def worker(plan: _Plan, index: int):
         try:
-            _fetch_slice(client, caller, plan, index, put)
+            _fetch_slice(client, caller, region, plan, index, put)
         except BaseException as e:  # always report, so the main loop can count the slice
             if not isinstance(e, _Stopped):
                 stop.set()  # the run has failed: other slices stop before their next request
@@ -432,22 +437,36 @@ def collect(store, *, region: str, projects=None, all_projects: bool = False, si
         for plan, i in jobs:
             pool.submit(worker, plan, i)
         while finished < total:
-            page = pages.get()
-            plan = page.plan
-            if page.error is not None:
+            # Take what is queued (up to INGEST_BATCH tasks) into one transaction: DuckDB commits are
+            # costly, and a batch of pages is as atomic as one page.
+            batch = [pages.get()]
+            size = len(batch[0].records)
+            open_slices = total - finished - (batch[0].last or batch[0].error is not None)
+            deadline = time.monotonic() + INGEST_WAIT
+            while size < INGEST_BATCH and open_slices > 0:
+                try:
+                    batch.append(pages.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+                size += len(batch[-1].records)
+                open_slices -= batch[-1].last or batch[-1].error is not None
+            good = []
+            for page in batch:
+                if page.error is None:
+                    good.append(page)
+                    continue
                 finished += 1
                 if isinstance(page.error, _Stopped):
                     continue
-                plan.failed = True
-                msg = str(page.error) if isinstance(page.error, CostkitError) else _describe(page.error)
-                plan.summary.errors.append(msg)
+                page.plan.failed = True
+                err = page.error
+                page.plan.summary.errors.append(str(err) if isinstance(err, CostkitError) else _describe(err))
                 if failure is None:
-                    failure = page.error
+                    failure = err
                 stop.set()
-                continue
-            fetched += _ingest(store, region, plan, page, seen_at)
-            if page.last:
-                finished += 1
+            if good:
+                fetched += _ingest(store, region, good, seen_at)
+                finished += sum(1 for p in good if p.last)
             if progress is not None:
                 progress(finished, total, fetched)
     except BaseException:
@@ -577,7 +596,7 @@ def _oldest_running_from_frame(store, region, project) -> datetime | None:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
-def _fetch_slice(client, caller, plan: _Plan, index: int, put) -> None:
+def _fetch_slice(client, caller, region, plan: _Plan, index: int, put) -> None:
     from alibabacloud_imm20200930 import models as m
 
     start, end = plan.slices[index]
@@ -597,7 +616,7 @@ def _fetch_slice(client, caller, plan: _Plan, index: int, put) -> None:
                 if token and token in seen:
                     raise RuntimeFailure(f"{what}: the server returned the same NextToken twice")
                 seen.add(token)
-                put(_Page(plan, index, tasks, not token))
+                put(_normalise(region, plan, index, tasks, not token))
                 if not token:
                     return
         except _Restart as e:
@@ -607,48 +626,65 @@ def _fetch_slice(client, caller, plan: _Plan, index: int, put) -> None:
                 raise RuntimeFailure(f"{what}: the server kept rejecting NextToken: {e}") from None
 
 
-def _ingest(store, region, plan: _Plan, page: _Page, seen_at) -> int:
-    """Upsert one page (and advance the checkpoint when a slice completes) in one transaction."""
+def _normalise(region, plan: _Plan, index: int, tasks: list, last: bool) -> _Page:
+    """Tasks of one page as records (in the worker thread, off the writer's path)."""
     from .taskrecord import from_api_task, task_type_of
 
-    s = plan.summary
-    records = []
-    for t in page.tasks:
+    page = _Page(plan, index, [], last, listed=len(tasks))
+    for t in tasks:
         if task_type_of(t) != TASK_TYPE:
-            s.skipped += 1
+            page.skipped += 1  # the server ignored TaskTypes
             continue
         try:
-            rec = from_api_task(t, region=region, project=plan.project, origin="listtasks")
+            page.records.append(from_api_task(t, region=region, project=plan.project, origin="listtasks"))
         except BadInput as e:
-            s.errors.append(f"task {t.get('TaskId')!r} skipped: {e}")
-            continue
-        # Within one run a task listed twice (slice overlap, duplicate across pages) is written once,
-        # unless it changed in between.
-        sig = (rec.get("status"), rec.get("code"), rec.get("end_time"))
-        if plan.seen.get(rec["task_id"]) == sig:
-            continue
-        plan.seen[rec["task_id"]] = sig
-        records.append(rec)
-    by_id = {}
-    for r in records:  # one row per task in a batch: keep the most final
-        prev = by_id.get(r["task_id"])
-        if prev is None or (prev.get("status") == "Running" and r.get("status") != "Running"):
-            by_id[r["task_id"]] = r
-    records = list(by_id.values())
+            page.bad.append(f"task {t.get('TaskId')!r} skipped: {e}")
+    return page
+
+
+def _ingest(store, region, pages: list, seen_at) -> int:
+    """Upsert pages (and advance checkpoints of completed slices) in one transaction."""
+    by_plan: dict[int, tuple[_Plan, dict]] = {}
+    for page in pages:
+        plan = page.plan
+        s = plan.summary
+        s.skipped += page.skipped
+        s.errors.extend(page.bad)
+        _, recs = by_plan.setdefault(id(plan), (plan, {}))
+        for rec in page.records:
+            # A task listed twice in one run (slice overlap, duplicate across pages) is written once,
+            # unless it changed in between; within a batch the most final status wins.
+            sig = (rec.get("status"), rec.get("code"), rec.get("end_time"))
+            if plan.seen.get(rec["task_id"]) == sig:
+                continue
+            prev = recs.get(rec["task_id"])
+            if prev is not None and prev.get("status") != "Running" and rec.get("status") == "Running":
+                continue
+            plan.seen[rec["task_id"]] = sig
+            recs[rec["task_id"]] = rec
     with store.transaction():
-        if records:
-            c = store.upsert_tasks(records, seen_at=seen_at)
-            s.new += c.new
-            s.updated += c.updated
-            s.unchanged += c.unchanged
-        if page.last:
-            plan.done[page.index] = True
-            while plan.prefix < len(plan.done) and plan.done[plan.prefix]:
-                plan.prefix += 1
-            if plan.advance_checkpoint and plan.prefix > 0:
-                reached = min(plan.slices[plan.prefix - 1][1], plan.window_end)
-                if s.checkpoint is None or reached > s.checkpoint:
-                    store.set_checkpoint(region, plan.project, reached)
-                    s.checkpoint = reached
-    s.pages += 1
-    return len(page.tasks)
+        for plan, recs in by_plan.values():
+            if recs:
+                c = store.upsert_tasks(list(recs.values()), seen_at=seen_at)
+                plan.summary.new += c.new
+                plan.summary.updated += c.updated
+                plan.summary.unchanged += c.unchanged
+        for page in pages:
+            if page.last:
+                _complete_slice(store, region, page.plan, page.index)
+    for page in pages:
+        page.plan.summary.pages += 1
+    return sum(p.listed for p in pages)
+
+
+def _complete_slice(store, region, plan: _Plan, index: int) -> None:
+    """Mark a slice done; move the checkpoint to the end of the contiguous prefix of done slices."""
+    plan.done[index] = True
+    while plan.prefix < len(plan.done) and plan.done[plan.prefix]:
+        plan.prefix += 1
+    if plan.advance_checkpoint and plan.prefix > 0:
+        reached = min(plan.slices[plan.prefix - 1][1], plan.window_end)
+        s = plan.summary
+        if s.checkpoint is None or reached > s.checkpoint:
+            store.set_checkpoint(region, plan.project, reached)
+            s.checkpoint = reached
