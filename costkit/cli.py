@@ -17,6 +17,7 @@ from .errors import CostkitError
 COMMAND_MODULES = [
     "costkit.commands.forecast",
     "costkit.commands.collect",
+    "costkit.commands.cost",
     "costkit.commands.history",
     "costkit.commands.bills",
 ]

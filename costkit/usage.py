@@ -36,6 +36,9 @@ class SpliceProfile:
     charge_failed_splices: bool = False
     min_billable_kb: Fraction = Fraction(64)
     min_storage_days: dict = field(default_factory=dict)
+    # History only: the Archive source was restored when the task read it (readable; reads of a restored
+    # object are free, so no direct-read retrieval). Forecasts leave it False.
+    source_restored: bool = False
 
 
 @dataclass
@@ -75,7 +78,7 @@ def splice_usage(p: SpliceProfile) -> SpliceUsage:
     warnings = []
     src = {"storage_class": p.source_class}
     readable = True
-    if p.source_class == "Archive" and not p.archive_direct_read:
+    if p.source_class == "Archive" and not p.archive_direct_read and not p.source_restored:
         readable = False
         warnings.append("source_storage_class is Archive without archive_direct_read: IMM cannot read "
                         "unrestored Archive sources, so every task is modelled as failed (no splice fee, no "
@@ -92,7 +95,7 @@ def splice_usage(p: SpliceProfile) -> SpliceUsage:
     source_gb = reads * p.source_bytes / GB
     if p.source_class == "IA":
         per_task["oss.IaRetrieval"] = ({}, source_gb)
-    if p.source_class == "Archive" and p.archive_direct_read:
+    if p.source_class == "Archive" and p.archive_direct_read and not p.source_restored:
         per_task["oss.ArchiveDirectRead"] = ({}, source_gb)
     if p.accelerated_gb:
         per_task["oss.TransferAcceleration"] = ({}, p.accelerated_gb)
