@@ -775,6 +775,8 @@ def make_bss_client(endpoint: str | None, *, region: str = "cn-hangzhou", creden
 
 
 def _call(what: str, fn, retry: BillRetry, sleep):
+    from alibabacloud_credentials.exceptions import CredentialException
+
     from .collect import _classify, _describe
 
     for attempt in range(1, retry.attempts + 1):
@@ -782,6 +784,9 @@ def _call(what: str, fn, retry: BillRetry, sleep):
             return fn()
         except CostkitError:
             raise
+        except CredentialException as e:
+            raise RuntimeFailure(f"{what}: no usable Alibaba Cloud credentials "
+                                 f"({' '.join(str(e).split())[:200]})") from None
         except Exception as e:
             again, retry_after, _restart = _classify(e)
             if not again:
