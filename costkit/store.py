@@ -168,8 +168,23 @@ def _migration_bills(con) -> None:
     migration_bills(con)
 
 
+def _digest_sql(prefix: str) -> str:
+    """SQL for the digest of the data fields of `prefix` (a table or alias).
+
+    DuckDB's hash() may change between versions; a stale digest only sends a row through the full merge,
+    which rewrites it.
+    """
+    return f"hash({', '.join(f'{prefix}.{c}' for c in _DATA_FIELDS)})"
+
+
+def _migration_task_digest(con) -> None:
+    """tasks.digest: a hash of a row's data fields, so re-seen identical tasks skip the full merge."""
+    con.execute("ALTER TABLE tasks ADD COLUMN digest UBIGINT")
+    con.execute(f"UPDATE tasks SET digest = {_digest_sql('tasks')}")
+
+
 # Ordered; never edit or reorder an applied migration: append a new one (version = index + 1).
-MIGRATIONS = [_migration_1, _migration_objects_buckets, _migration_bills]
+MIGRATIONS = [_migration_1, _migration_objects_buckets, _migration_bills, _migration_task_digest]
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -216,6 +231,26 @@ def _tags_text(tags) -> str | None:
     return _TAGS_ENCODER.encode(tags)
 
 
+def _tags_column(values: list) -> list:
+    """Tags texts for a batch; equal tag sets (common: one job tag on many tasks) are encoded once."""
+    cache: dict = {}
+    out = []
+    for t in values:
+        if not t:
+            out.append(None)
+            continue
+        try:
+            # Value types are part of the key: 1, 1.0 and True are equal in Python but not in JSON.
+            key = tuple((k, v, v.__class__) for k, v in t.items())
+            text = cache.get(key)
+            if text is None:
+                text = cache[key] = _TAGS_ENCODER.encode(t)
+        except TypeError:  # an unhashable tag value (list, object): encode it directly
+            text = _TAGS_ENCODER.encode(t)
+        out.append(text)
+    return out
+
+
 _TS = pa.timestamp("us", tz="UTC")
 _BATCH_SCHEMA = pa.schema([
     ("rank", pa.int8()),
@@ -256,6 +291,8 @@ _TASK_COLUMNS = (*_KEY, "task_type", "status", "code", "message", "start_time", 
 _RECORD_COLUMNS = ("region", "project", "task_id", "task_type", "status", "code", "message", "start_time",
                    "end_time", "sources", "target_uri", "image_format", "tags", "user_data", "origin")
 _STATUS_SET, _FINAL_SET, _ORIGIN_SET = frozenset(STATUSES), frozenset(FINAL_STATUSES), frozenset(ORIGINS)
+# The fields that upserts compare (everything but the key, origin and the seen times).
+_DATA_FIELDS = ("status", *_OUTCOME, *_DESCRIPTIVE)
 _BATCH_FIELDS = tuple(c for c in _TASK_COLUMNS if c not in ("first_seen", "last_seen"))
 
 
@@ -303,13 +340,17 @@ def _batch_table(records: list[dict]) -> pa.Table:
     _check_times(cols["start_time"], "start_time")
     _check_times(cols["end_time"], "end_time")
     cols["sources"] = [s or None for s in cols["sources"]]
-    cols["tags"] = [_tags_text(t) for t in cols["tags"]]
+    cols["tags"] = _tags_column(cols["tags"])
     options = [get(r, "options") or {} for r in records]
     for k in OPTION_KEYS:
         cols[k] = [o.get(k) for o in options]
     cols["rank"] = [1 if s in _FINAL_SET else 0 for s in cols["status"]]
     cols["key_hash"] = [_key_hash(*k) for k in zip(cols["region"], cols["project"], cols["task_id"])]
     return pa.Table.from_pydict(cols, schema=_BATCH_SCHEMA)
+
+
+_JOIN = ("{t}.key_hash = {m}.key_hash AND {t}.region = {m}.region AND {t}.project = {m}.project "
+         "AND {t}.task_id = {m}.task_id")
 
 
 def _merge_sql() -> str:
@@ -495,10 +536,21 @@ class Store:
                 if not known:
                     # Fast path, the common case when collecting: every key is new.
                     cols = ", ".join(_BATCH_FIELDS)
-                    con.execute(f"INSERT INTO tasks ({cols}, first_seen, last_seen, key_hash) "
-                                f"SELECT {cols}, $seen_at, $seen_at, key_hash FROM _costkit_batch",
-                                {"seen_at": seen_at})
+                    con.execute(f"INSERT INTO tasks ({cols}, first_seen, last_seen, key_hash, digest) "
+                                f"SELECT {cols}, $seen_at, $seen_at, key_hash, {_digest_sql('b')} "
+                                f"FROM _costkit_batch b", {"seen_at": seen_at})
                     return UpsertCounts(len(records), 0, 0)
+                if known == len(records):
+                    # Re-listed tasks are mostly identical to the stored rows: comparing digests reads
+                    # only narrow columns, where the full merge reads every stored column.
+                    same = con.execute(
+                        f"SELECT count(*) FROM _costkit_batch b JOIN tasks t ON {_JOIN.format(t='t', m='b')} "
+                        f"WHERE t.digest = {_digest_sql('b')}").fetchone()[0]
+                    if same == len(records):
+                        con.execute(f"UPDATE tasks SET last_seen = greatest(tasks.last_seen, $seen_at) "
+                                    f"FROM _costkit_batch b WHERE {_JOIN.format(t='tasks', m='b')}",
+                                    {"seen_at": seen_at})
+                        return UpsertCounts(0, 0, len(records))
                 return self._merge(seen_at)
             finally:
                 _quietly(con.unregister, "_costkit_batch")
@@ -513,20 +565,21 @@ class Store:
                 "count(*) FILTER (WHERE NOT is_new AND NOT changed) FROM _costkit_merge").fetchone()
             if new:
                 cols = ", ".join(_TASK_COLUMNS)
-                con.execute(f"INSERT INTO tasks ({cols}, key_hash) SELECT {cols}, key_hash FROM _costkit_merge "
-                            "WHERE is_new")
+                con.execute(f"INSERT INTO tasks ({cols}, key_hash, digest) SELECT {cols}, key_hash, "
+                            f"{_digest_sql('m')} FROM _costkit_merge m WHERE is_new")
             # DuckDB rewrites an update of a LIST column as delete + insert, which is slow: the sources
             # column is written only where it changed (rare: a record filling a gap).
-            join = ("tasks.key_hash = m.key_hash AND tasks.region = m.region AND tasks.project = m.project "
-                    "AND tasks.task_id = m.task_id")
+            join = _JOIN.format(t="tasks", m="m")
             if updated:
                 sets = ", ".join(f"{c} = m.{c}" for c in _TASK_COLUMNS if c not in (*_KEY, "sources"))
-                con.execute(f"UPDATE tasks SET {sets} FROM _costkit_merge m WHERE m.changed AND {join}")
+                con.execute(f"UPDATE tasks SET {sets}, digest = {_digest_sql('m')} FROM _costkit_merge m "
+                            f"WHERE m.changed AND {join}")
                 con.execute(f"UPDATE tasks SET sources = m.sources FROM _costkit_merge m "
                             f"WHERE m.sources_changed AND {join}")
             if unchanged:
-                con.execute(f"UPDATE tasks SET last_seen = m.last_seen FROM _costkit_merge m "
-                            f"WHERE NOT m.is_new AND NOT m.changed AND {join}")
+                # The digest is rewritten too: it heals digests from another DuckDB version.
+                con.execute(f"UPDATE tasks SET last_seen = m.last_seen, digest = {_digest_sql('m')} "
+                            f"FROM _costkit_merge m WHERE NOT m.is_new AND NOT m.changed AND {join}")
         finally:
             _quietly(con.execute, "DROP TABLE IF EXISTS _costkit_merge")
         return UpsertCounts(new, updated, unchanged)

@@ -353,3 +353,31 @@ def test_a_writer_killed_mid_upsert_leaves_whole_batches_and_a_matching_checkpoi
         # The reopened store takes writes again.
         s.upsert_tasks([rec(1)], seen_at=SEEN1)
         assert s.count_tasks() == n + 1
+
+
+def test_identical_re_listed_tasks_skip_the_full_merge(store, monkeypatch):
+    store.upsert_tasks([rec(i) for i in range(1, 51)], seen_at=SEEN1)
+
+    def no_merge(*a, **k):
+        raise AssertionError("full merge used for identical records")
+
+    monkeypatch.setattr(Store, "_merge", no_merge)
+    assert store.upsert_tasks([rec(i) for i in range(1, 51)], seen_at=SEEN2) == UpsertCounts(0, 0, 50)
+    assert row(store, 7).last_seen == pd.Timestamp(SEEN2)
+    monkeypatch.undo()
+    # A changed task in the batch takes the merge, which counts the rest as unchanged.
+    batch = [rec(i) for i in range(1, 51)]
+    batch[3] = rec(4, code="Late")
+    assert store.upsert_tasks(batch, seen_at=SEEN2) == UpsertCounts(0, 1, 49)
+
+
+def test_a_stale_digest_only_costs_a_merge(store):
+    store.upsert_tasks([rec(1), rec(2)], seen_at=SEEN1)
+    store._con.execute("UPDATE tasks SET digest = 42")  # as if written by another DuckDB version
+    assert store.upsert_tasks([rec(1), rec(2)], seen_at=SEEN2) == UpsertCounts(0, 0, 2)
+    assert store._con.execute("SELECT count(*) FROM tasks WHERE digest = 42").fetchone()[0] == 0
+
+
+def test_tag_values_of_equal_python_value_but_other_json_keep_their_type(store):
+    store.upsert_tasks([rec(1, tags={"n": 1}), rec(2, tags={"n": True}), rec(3, tags={"n": 1.0})], seen_at=SEEN1)
+    assert [row(store, i).tags["n"].__class__ for i in (1, 2, 3)] == [int, bool, float]
