@@ -253,6 +253,26 @@ def instance_facts(instance_id) -> tuple[str | None, str | None, str | None]:
     return region, cls, red
 
 
+_CLASS_WORDS = (("深度冷归档", "DeepColdArchive"), ("deepcoldarchive", "DeepColdArchive"),
+                ("冷归档", "ColdArchive"), ("coldarchive", "ColdArchive"), ("归档", "Archive"),
+                ("archive", "Archive"), ("低频", "IA"), ("infrequentaccess", "IA"), ("标准", "Standard"),
+                ("standard", "Standard"))
+
+
+def class_from_text(text) -> str | None:
+    """The one storage class a billing item name mentions (低频 -> IA, 归档 -> Archive, 冷归档 -> ColdArchive,
+    ...); None when it names none or several (低频访问(本地冗余)/归档存储容量 names two)."""
+    if not text:
+        return None
+    t = re.sub(r"[\s_-]+", "", unicodedata.normalize("NFKC", str(text)).casefold())
+    found = set()
+    for word, cls in _CLASS_WORDS:
+        if word in t:
+            found.add(cls)
+            t = t.replace(word, " ")
+    return found.pop() if len(found) == 1 else None
+
+
 def _redundancy_from_text(*texts) -> str | None:
     for t in texts:
         if not t:
@@ -280,7 +300,8 @@ def match_line(mapping: BillMapping, line: dict) -> tuple[Rule | None, dict, str
             continue
         sel = {}
         needed = ITEMS[rule.item][1]
-        cls = rule.selectors.get("storage_class") or (inst_class if rule.class_from_instance else None)
+        cls = rule.selectors.get("storage_class") or (
+            (inst_class or class_from_text(line.get("billing_item"))) if rule.class_from_instance else None)
         if rule.only_classes is not None and cls not in rule.only_classes:
             near = near or (f"rule for {rule.item} (line {rule.line}) applies to storage class "
                             f"{'/'.join(sorted(rule.only_classes))} only; this line's class is {cls or 'unknown'}")
@@ -382,3 +403,48 @@ def unmapped_summary(frame: pd.DataFrame) -> list[str]:
         label = " ".join(x for x in (code, name) if x)
         out.append(f"{prod} {label}: {n} line(s), gross {amt} ({note})")
     return out
+
+
+DAILY_COLUMNS = ["billing_date", "item", "storage_class", "redundancy", "currency", "lines", "quantity",
+                 "quantity_unit", "pretax_gross_amount", "invoice_discount", "deducted_by_coupons",
+                 "deducted_by_resource_package", "pretax_amount", "net_amount", "list_prices", "line_nos"]
+
+
+def billed_daily(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mapped lines summed per billing day (UTC+8) x item x storage class x redundancy x currency.
+
+    Amounts and `quantity` are exact Decimal sums (a missing amount counts as 0; `quantity` is None when a
+    line's usage unit was not understood). `list_prices` lists the distinct "ListPrice ListPriceUnit" texts,
+    `line_nos` the bill lines summed. Unmapped lines are left out: report them from `frame` itself.
+    """
+    zero = Decimal(0)
+    money = ("pretax_gross_amount", "invoice_discount", "deducted_by_coupons", "deducted_by_resource_package",
+             "pretax_amount", "net_amount")
+    groups: dict = {}
+    mapped = frame[frame["mapped"]] if len(frame) else frame
+    for r in mapped.to_dict("records"):
+        key = (r["billing_date"], r["item"], r.get("storage_class"), r.get("redundancy"), r.get("currency"))
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {"lines": 0, "quantity": zero, "quantity_unit": r.get("quantity_unit"),
+                               "list_prices": set(), "line_nos": [], **{m: zero for m in money}}
+        g["lines"] += 1
+        g["line_nos"].append(int(r["line_no"]))
+        q = r.get("quantity")
+        g["quantity"] = None if (q is None or g["quantity"] is None) else g["quantity"] + q
+        for m in money:
+            g[m] += r.get(m) or zero
+        if r.get("list_price") is not None:
+            g["list_prices"].add(f"{decimal_text_or(r['list_price'])} {r.get('list_price_unit') or ''}".strip())
+    rows = []
+    for (day, item, cls, red, cur), g in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        rows.append({"billing_date": day, "item": item, "storage_class": cls, "redundancy": red, "currency": cur,
+                     **{k: v for k, v in g.items() if k != "list_prices"}, "list_prices": sorted(g["list_prices"])})
+    df = pd.DataFrame(rows, columns=DAILY_COLUMNS, dtype=object)
+    df["lines"] = df["lines"].astype("int64")
+    return df
+
+
+def decimal_text_or(d) -> str:
+    from .bills import decimal_text
+    return decimal_text(d) if d is not None else ""

@@ -827,6 +827,7 @@ def fetch_bill_lines(month: str, *, endpoint: str | None = None, product_codes=(
     for product in (list(product_codes) or [None]):
         token = None
         page = 0
+        seen_tokens: set = set()
         while True:
             page += 1
             req = models.DescribeInstanceBillRequest(
@@ -850,6 +851,10 @@ def fetch_bill_lines(month: str, *, endpoint: str | None = None, product_codes=(
             token = data.next_token if data is not None else None
             if not token or not items:
                 break
+            if token in seen_tokens:
+                raise RuntimeFailure(f"{what}: the server returned the same NextToken twice; stopping "
+                                     "(nothing stored)")
+            seen_tokens.add(token)
     return ParsedBill("api", origin, lines, account_id=account_id, account_name=account_name)
 
 

@@ -215,3 +215,33 @@ def test_sources_keep_csv_and_api_apart(tmp_path):
         srcs = bill_sources(s, "2025-08")
         assert srcs["source"].tolist() == ["csv"]
         assert bill_lines_frame(s, "2025-09").empty
+
+
+def test_billed_daily_sums_per_day_and_item(tmp_path):
+    from costkit.billmap import billed_daily
+    store = tmp_path / "s.duckdb"
+    assert run(store, "import-bill", str(FIX / "zh-utf8-bom.csv")).exit_code == 0
+    with Store.open(store) as s:
+        daily = billed_daily(mapped_bill(s, "2025-08"))
+    key = {(r["billing_date"].isoformat(), r["item"], r["storage_class"]): r for r in daily.to_dict("records")}
+    assert len(daily) == 8                       # 9 lines, NetworkOut unmapped
+    img2 = key[("2025-08-02", "imm.ImageSplicing", None)]
+    assert img2["quantity"] == Decimal(1000) and img2["deducted_by_resource_package"] == Decimal("0.20")
+    assert img2["net_amount"] == Decimal("0.30") and img2["list_prices"] == ["0.5 CNY/千次"]
+    ia = key[("2025-08-01", "oss.GetRequest", "IA")]
+    assert ia["invoice_discount"] == Decimal("0.01") and ia["lines"] == 1
+
+
+def test_storage_class_from_the_billing_item_name_when_the_instance_does_not_say():
+    import pandas as pd
+    from costkit.billmap import class_from_text
+    assert class_from_text("低频访问GET类请求次数") == "IA"
+    assert class_from_text("低频访问(本地冗余)/归档存储容量") is None
+    assert class_from_text("深度冷归档存储容量") == "DeepColdArchive"
+    rows = [{"billing_item": "低频访问GET类请求次数", "billing_item_code": None, "product_code": "oss",
+             "product_name": None, "instance_id": "some-bucket-id", "usage": Decimal(3), "usage_unit": "次",
+             "billing_date": pd.Timestamp("2025-08-01").date(), "pretax_gross_amount": Decimal(1),
+             "pretax_amount": Decimal(1), "invoice_discount": None, "deducted_by_coupons": None,
+             "deducted_by_resource_package": None}]
+    f = map_lines(pd.DataFrame(rows), load_mapping())
+    assert f["item"].tolist() == ["oss.GetRequest"] and f["selectors"].tolist() == [{"storage_class": "IA"}]
