@@ -42,7 +42,8 @@ def synthetic_items(n: int, start: datetime) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-n", type=int, default=200_000, help="tasks (default 200,000)")
+    ap.add_argument("-n", type=int, default=100_000, help="tasks (default 100,000)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs; the best figure of each kind is printed")
     args = ap.parse_args()
     n = args.n
     items = synthetic_items(n, datetime(2026, 10, 1, tzinfo=UTC))
@@ -52,31 +53,35 @@ def main() -> None:
     normalise = n / (time.perf_counter() - t)
 
     running = [dict(r, status="Running", end_time=None, code=None, message=None) for r in records]
-    results = {}
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "bulk.duckdb")
-        size = 10_000
-        with Store.open(path) as store:
-            now = datetime.now(UTC)
-            for label, recs, expect in (("new (Running)", running, "new"),
-                                        ("updated (Running -> Succeeded)", records, "updated"),
-                                        ("unchanged", records, "unchanged")):
-                t = time.perf_counter()
-                for i in range(0, n, size):
-                    counts = store.upsert_tasks(recs[i:i + size], seen_at=now)
-                    assert getattr(counts, expect) == len(recs[i:i + size]), counts
-                results[f"{label}, batches of {size:,}"] = n / (time.perf_counter() - t)
-            assert store.count_tasks() == n
-        path = os.path.join(d, "pages.duckdb")
-        pages = records[: min(n, 20_000)]
-        with Store.open(path) as store:
-            now = datetime.now(UTC)
-            t = time.perf_counter()
-            for i in range(0, len(pages), 100):
-                store.upsert_tasks(pages[i:i + 100], seen_at=now)
-            results["new, batches of 100 (one ListTasks page)"] = len(pages) / (time.perf_counter() - t)
+    results: dict[str, float] = {}
 
-    print(f"store ingest benchmark: {n:,} synthetic ImageSplicing tasks, nproc={os.cpu_count()}")
+    def note(label, rate):
+        results[label] = max(results.get(label, 0.0), rate)
+
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory() as d:
+            size = 10_000
+            with Store.open(os.path.join(d, "bulk.duckdb")) as store:
+                now = datetime.now(UTC)
+                for label, recs, expect in (("new (Running)", running, "new"),
+                                            ("updated (Running -> Succeeded)", records, "updated"),
+                                            ("unchanged", records, "unchanged")):
+                    t = time.perf_counter()
+                    for i in range(0, n, size):
+                        counts = store.upsert_tasks(recs[i:i + size], seen_at=now)
+                        assert getattr(counts, expect) == len(recs[i:i + size]), counts
+                    note(f"{label}, batches of {size:,}", n / (time.perf_counter() - t))
+                assert store.count_tasks() == n
+            pages = records[: min(n, 20_000)]
+            with Store.open(os.path.join(d, "pages.duckdb")) as store:
+                now = datetime.now(UTC)
+                t = time.perf_counter()
+                for i in range(0, len(pages), 100):
+                    store.upsert_tasks(pages[i:i + 100], seen_at=now)
+                note("new, batches of 100 (one ListTasks page)", len(pages) / (time.perf_counter() - t))
+
+    print(f"store ingest benchmark: {n:,} synthetic ImageSplicing tasks, best of {args.repeat} runs, "
+          f"nproc={os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     for label, rate in results.items():
         print(f"  upsert {label:<46} {rate:>10,.0f} tasks/s")
     print(f"  {'normalise ListTasks items (from_api_task)':<53} {normalise:>10,.0f} tasks/s")

@@ -531,26 +531,23 @@ class Store:
             con = self._con
             con.register("_costkit_batch", batch)
             try:
-                known = con.execute("SELECT count(*) FROM tasks WHERE key_hash IN "
-                                    "(SELECT key_hash FROM _costkit_batch)").fetchone()[0]
+                # One narrow probe (key hash and digest columns only) finds the two common cases:
+                # every key new (collecting), or every task identical to its stored row (re-listing).
+                # A different key with the same 64-bit key hash AND digest is not a practical concern.
+                known, same = con.execute(
+                    f"SELECT count(*), count(*) FILTER (WHERE t.digest = {_digest_sql('b')}) "
+                    "FROM _costkit_batch b JOIN tasks t ON t.key_hash = b.key_hash").fetchone()
                 if not known:
-                    # Fast path, the common case when collecting: every key is new.
                     cols = ", ".join(_BATCH_FIELDS)
                     con.execute(f"INSERT INTO tasks ({cols}, first_seen, last_seen, key_hash, digest) "
                                 f"SELECT {cols}, $seen_at, $seen_at, key_hash, {_digest_sql('b')} "
                                 f"FROM _costkit_batch b", {"seen_at": seen_at})
                     return UpsertCounts(len(records), 0, 0)
-                if known == len(records):
-                    # Re-listed tasks are mostly identical to the stored rows: comparing digests reads
-                    # only narrow columns, where the full merge reads every stored column.
-                    same = con.execute(
-                        f"SELECT count(*) FROM _costkit_batch b JOIN tasks t ON {_JOIN.format(t='t', m='b')} "
-                        f"WHERE t.digest = {_digest_sql('b')}").fetchone()[0]
-                    if same == len(records):
-                        con.execute(f"UPDATE tasks SET last_seen = greatest(tasks.last_seen, $seen_at) "
-                                    f"FROM _costkit_batch b WHERE {_JOIN.format(t='tasks', m='b')}",
-                                    {"seen_at": seen_at})
-                        return UpsertCounts(0, 0, len(records))
+                if same == len(records):
+                    con.execute(f"UPDATE tasks SET last_seen = greatest(tasks.last_seen, $seen_at) "
+                                f"FROM _costkit_batch b WHERE {_JOIN.format(t='tasks', m='b')}",
+                                {"seen_at": seen_at})
+                    return UpsertCounts(0, 0, len(records))
                 return self._merge(seen_at)
             finally:
                 _quietly(con.unregister, "_costkit_batch")
