@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .errors import BadInput, RuntimeFailure
+from .timeutil import parse_instant
 from .taskrecord import FINAL_STATUSES, OPTION_KEYS, ORIGINS, STATUSES
 
 UTC = timezone.utc
@@ -195,6 +196,13 @@ def _aware(value, name: str) -> datetime | None:
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
     return value.astimezone(UTC)
+
+
+def _instant_arg(value, name: str) -> datetime:
+    """An aware datetime from an API argument: a datetime, or ISO 8601 text with an offset."""
+    if isinstance(value, str):
+        return parse_instant(value, field=name).astimezone(UTC)
+    return _aware(value, name)
 
 
 def _now() -> datetime:
@@ -585,9 +593,11 @@ class Store:
         """Stored tasks as a DataFrame, ordered by start time then key.
 
         Filters: project, region, status (Running/Succeeded/Failed), and start_time in [since, until)
-        (aware datetimes). Columns: the `tasks` table's; time columns are datetime64 in UTC; `sources` is a
+        (aware datetimes, or ISO 8601 strings with an offset). Columns: the `tasks` table's; time columns are datetime64 in UTC; `sources` is a
         list of {"uri", "rotate"}; `tags` a dict; the integer options are nullable Int64.
         """
+        if status is not None and status not in STATUSES:
+            raise BadInput(f"{status!r} is not one of {', '.join(STATUSES)}", field="status")
         where, params = [], []
         for col, value in (("project", project), ("region", region), ("status", status)):
             if value is not None:
@@ -595,10 +605,10 @@ class Store:
                 params.append(value)
         if since is not None:
             where.append("start_time >= ?")
-            params.append(_aware(since, "since"))
+            params.append(_instant_arg(since, "since"))
         if until is not None:
             where.append("start_time < ?")
-            params.append(_aware(until, "until"))
+            params.append(_instant_arg(until, "until"))
         sql = (f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks"
                + (f" WHERE {' AND '.join(where)}" if where else "")
                + " ORDER BY start_time NULLS LAST, region, project, task_id")

@@ -133,3 +133,12 @@ def test_load_tasks_returns_a_frame_with_aware_times(store_path):
     assert str(df.start_time.dt.tz) == "UTC"
     with pytest.raises(BadInput):
         costkit.load_tasks(store_path.parent / "none.duckdb")
+
+
+def test_load_tasks_accepts_iso_text_and_rejects_an_unknown_status(store_path):
+    df = costkit.load_tasks(store_path, since="2026-11-21T00:00:00+08:00")
+    assert set(df.project) == {"proj-c", "proj-x"}
+    with pytest.raises(BadInput, match="status: 'Done' is not one of"):
+        costkit.load_tasks(store_path, status="Done")
+    with pytest.raises(BadInput, match="no UTC offset"):
+        costkit.load_tasks(store_path, since="2026-11-21T00:00:00")
