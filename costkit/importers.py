@@ -6,7 +6,8 @@ Kinds, detected per file unless forced:
 - `gettask`: a GetTask response (raw or `to_map()`);
 - `jsonl`: JSON Lines, one task object per line (ListTasks items or GetTask bodies, which may add
   `region`/`project` fields); a line may also hold a whole ListTasks page, an envelope or an event;
-- `mns`: MNS/RocketMQ notification envelopes (`content` is an escaped JSON string);
+- `mns`: MNS/RocketMQ notification envelopes (`content` is an escaped JSON string), also inside an MNS
+  HTTP push in JSON format (`Message`, plain or base64);
 - `eventbridge`: EventBridge CloudEvents (`data` is an object).
 A file may hold one object, a JSON array of them, or JSON Lines.
 
@@ -18,6 +19,8 @@ transaction, with a row in the `imports` table (the span of its task start times
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -94,9 +97,23 @@ class _Bad(Exception):
 
 
 def _unwrap_sdk(doc):
-    """The body of an SDK `to_map()` response ({headers, statusCode, body}); other values unchanged."""
+    """Unwrap what a tool put around the object; other values unchanged.
+
+    - an SDK `to_map()` response ({headers, statusCode, body}) becomes its body;
+    - an MNS HTTP push in JSON format ({TopicName, MessageId, Message, ...}) becomes the envelope in
+      `Message` (JSON text, or base64 of it when the topic encodes message bodies).
+    """
     if isinstance(doc, dict) and isinstance(doc.get("body"), dict) and ("statusCode" in doc or "headers" in doc):
         return doc["body"]
+    if isinstance(doc, dict) and isinstance(doc.get("Message"), str) and "TopicName" in doc:
+        text = doc["Message"]
+        for decode in (lambda t: t, lambda t: base64.b64decode(t, validate=True).decode("utf-8")):
+            try:
+                inner = json.loads(decode(text))
+            except (ValueError, binascii.Error, UnicodeDecodeError):
+                continue
+            if isinstance(inner, dict):
+                return inner
     return doc
 
 

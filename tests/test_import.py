@@ -190,3 +190,10 @@ def test_import_command_missing_file_is_exit_2_and_creates_no_store(tmp_path):
     result = run(tmp_path, "import", str(tmp_path / "nope.json"))
     assert result.exit_code == 2 and "no such file" in result.output
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_an_mns_http_push_with_a_base64_message_is_unwrapped(store):
+    summary = import_files(store, [FIX / "mns_http_push_base64.json"])
+    assert summary.files[0].kind == "mns" and summary.new == 1
+    r = store.tasks_frame().iloc[0]
+    assert (r.region, r.project, r.origin) == ("cn-hangzhou", "proj-a", "notification")
