@@ -245,3 +245,21 @@ def test_storage_class_from_the_billing_item_name_when_the_instance_does_not_say
              "deducted_by_resource_package": None}]
     f = map_lines(pd.DataFrame(rows), load_mapping())
     assert f["item"].tolist() == ["oss.GetRequest"] and f["selectors"].tolist() == [{"storage_class": "IA"}]
+
+
+@pytest.mark.parametrize("column,value,message", [
+    ("账单日期", "2025-13-01", "账单日期: not a date: '2025-13-01'"),
+    ("币种", "Yen!", "币种: not a currency: 'Yen!'"),
+    ("用量", "12 GB", "用量: not an amount: '12 GB'"),
+])
+def test_bad_cells_name_file_line_and_column(tmp_path, column, value, message):
+    text = (FIX / "zh-utf8-bom.csv").read_bytes().decode("utf-8-sig").splitlines()
+    header = text[0].split(",")
+    cells = text[3].split(",")
+    cells[header.index(column)] = value
+    text[3] = ",".join(cells)
+    p = tmp_path / "bad.csv"
+    p.write_text("\n".join(text) + "\n", encoding="utf-8")
+    r = run(tmp_path / "s.duckdb", "import-bill", str(p))
+    assert r.exit_code == 2
+    assert r.stderr.strip() == f"costkit: error: {p}:4: {message}"

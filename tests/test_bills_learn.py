@@ -140,3 +140,20 @@ def test_split_price_unit():
     assert split_price_unit("元/GB/小时") == ("CNY", "GB/小时")
     assert split_price_unit("USD") == ("USD", None)
     assert split_price_unit("USD per 1000 calls") == ("USD", "1000 calls")
+
+
+def test_storage_list_price_per_gb_hour_and_per_gb_month(tmp_path):
+    store = tmp_path / "s.duckdb"
+    store_items(store, "2025-10", [
+        bill_item("2025-10-01", "oss", "Storage", billing_item="标准存储（本地冗余）容量", pretax_gross="0.4",
+                  list_price="0.12", list_price_unit="元/GB/月", usage="2400", usage_unit="GB",
+                  instance_id="cn-hangzhou;standard"),
+        bill_item("2025-10-01", "oss", "StorageZRS", billing_item="标准存储（同城冗余）容量", pretax_gross="1",
+                  list_price="0.000208333333", list_price_unit="CNY/GB*小时", usage="4800", usage_unit="GB*小时",
+                  instance_id="cn-hangzhou;standard"),
+    ])
+    _, book = learn(store, "2025-10", tmp_path)
+    got = {(e.item, e.selectors): e for e in book.entries}
+    assert got[("oss.Storage", (("redundancy", "LRS"), ("storage_class", "Standard")))].price == Decimal("0.12")
+    zrs = got[("oss.Storage", (("redundancy", "ZRS"), ("storage_class", "Standard")))]
+    assert zrs.price == Decimal("0.14999999976")  # 0.000208333333 x 720, exact and zrs.unit == "GB-month"

@@ -118,3 +118,9 @@ def test_expected_rows_concatenate_with_billed(store):
         focus_frame([dict(row, BillingCurrency=None)])
     with pytest.raises(ValueError):
         focus_frame([dict(row, Unknown=1)])
+
+
+def test_readme_documents_every_export_column():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    missing = [c for c in column_names() if f"`{c}`" not in readme]
+    assert not missing
