@@ -220,17 +220,25 @@ def _day_label(day_index: int) -> str:
     return (datetime(1970, 1, 1) + timedelta(days=day_index)).strftime("%Y-%m-%d")
 
 
-def _gkey(by: str, hour_col: str, t: str = "") -> str:
-    if by == "day":
-        return f"strftime(DATE '1970-01-01' + CAST(({hour_col} + 8) // 24 AS INTEGER), '%Y-%m-%d')"
+def _tg(by: str, prefix: str = "") -> str:
+    """The task's own group key (project / tag), '' otherwise (day keys come from hours)."""
     if by == "project":
-        return f"{t}project"
+        return f"{prefix}project"
     if by.startswith("tag:"):
-        return f"coalesce(json_extract_string({t}tags, $tagpath), '')"
+        return f"coalesce(json_extract_string({prefix}tags, $tagpath), '')"
     return "''"
 
 
+def _day(hour_col: str) -> str:
+    return f"strftime(DATE '1970-01-01' + CAST(({hour_col} + 8) // 24 AS INTEGER), '%Y-%m-%d')"
+
+
+def _gkey(by: str, hour_col: str) -> str:
+    return _day(hour_col) if by == "day" else "tg"
+
+
 _CLS_OK = "('Standard', 'IA', 'Archive', 'ColdArchive', 'DeepColdArchive')"
+_PERIOD = "status IN ('Succeeded', 'Failed') AND end_time >= $p0 AND end_time < $p1"
 
 
 def _setup(con, model: Model, period: Period, cuts) -> dict:
@@ -254,74 +262,79 @@ def _setup(con, model: Model, period: Period, cuts) -> dict:
             "splice_failed": not model.splice_on_success}
 
 
-def _sources_sql(select_cols: str) -> str:
-    """Per source of each period task: facts (or defaults) and the usage coefficients."""
+def _src_ctes(by: str, model: Model, ids: bool = False) -> str:
+    """CTEs `t`, `f` (materialised): one row per source of each period task, with the object facts (or the
+    defaults) and the usage-model coefficients of its kind. `ids`: carry task_id and project (charge lines)."""
+    ids_cols = "task_id, project, " if ids else ""
+    ids_t = "t.task_id, t.project, " if ids else ""
+    cfg_join = cfg_adr = ""
+    if model.buckets:
+        cfg_join = ("LEFT JOIN _cfg_buckets cb ON cb.bucket = "
+                    "CASE WHEN o.uri IS NULL THEN split_part(t.uri, '/', 3) ELSE o.bucket END")
+        cfg_adr = "cb.adr, "
     return f"""
-        WITH t AS (
-            SELECT task_id, project, tags, status, end_time, epoch_us(end_time) // {HOUR_US} AS h,
-                   unnest(sources).uri AS uri
-            FROM tasks
-            WHERE status IN ('Succeeded', 'Failed') AND end_time >= $p0 AND end_time < $p1
-        ), f AS (
-            SELECT t.*, o.size IS NULL AS unknown,
+        t AS (
+            SELECT rowid AS tid, {ids_cols}{_tg(by)} AS tg, status, end_time,
+                   epoch_us(end_time) // {HOUR_US} AS h, unnest(sources).uri AS uri
+            FROM tasks WHERE {_PERIOD}
+        ), f0 AS (
+            SELECT t.tid, {ids_t}t.tg, t.h, t.status, o.size IS NULL AS unknown,
                    coalesce(o.size, $src_bytes) AS size,
                    CASE WHEN o.size IS NULL THEN $src_class
                         WHEN o.storage_class IN {_CLS_OK} THEN o.storage_class ELSE 'Standard' END AS cls,
-                   coalesce(b.archive_direct_read, cb.adr, $src_dr) AS dr,
-                   o.restore_state = 'restored' AND (o.restore_expiry IS NULL OR o.restore_expiry > t.end_time)
-                       AS restored_api
+                   coalesce(b.archive_direct_read, {cfg_adr}$src_dr) AS dr,
+                   coalesce(o.restore_state = 'restored'
+                            AND (o.restore_expiry IS NULL OR o.restore_expiry > t.end_time), false) AS restored_api
             FROM t
             LEFT JOIN objects o ON o.uri = t.uri
-            LEFT JOIN buckets b ON b.bucket = split_part(t.uri, '/', 3)
-            LEFT JOIN _cfg_buckets cb ON cb.bucket = split_part(t.uri, '/', 3)
-        ), s AS (
-            SELECT f.*, c.get_req, c.ia_factor, c.adr_factor
-            FROM f JOIN _src_coef c ON c.cls = f.cls AND c.dr = f.dr
-             AND c.restored = (coalesce(f.restored_api, false)
-                               OR (f.status = 'Succeeded' AND f.cls = 'Archive' AND NOT f.dr))
-        )
-        {select_cols}"""
+            LEFT JOIN buckets b ON b.bucket = CASE WHEN o.uri IS NULL THEN split_part(t.uri, '/', 3)
+                                                   ELSE o.bucket END
+            {cfg_join}
+        ), f AS (
+            SELECT f0.*, c.get_req, c.ia_factor, c.adr_factor
+            FROM f0 JOIN _src_coef c ON c.cls = f0.cls AND c.dr = f0.dr
+             AND c.restored = (f0.restored_api OR (f0.status = 'Succeeded' AND f0.cls = 'Archive' AND NOT f0.dr))
+        )"""
 
 
-def _targets_sql(period_only: bool) -> str:
-    """Succeeded tasks' targets (all those that may be stored in the period), with facts or defaults."""
-    cond = "end_time >= $p0 AND end_time < $p1" if period_only else "end_time < $p1"
-    status = "status IN ('Succeeded', 'Failed')" if period_only else "status = 'Succeeded'"
-    lead = "" if period_only else (
-        f", lead(epoch_us(end_time) // {HOUR_US}) OVER (PARTITION BY target_uri ORDER BY end_time, task_id) "
-        "AS next_h")
+def _tgt_ctes(by: str, model: Model, ids: bool = False) -> str:
+    """CTEs `v`, `x` (materialised): every finished task up to the period's end with its target's facts (or
+    defaults), billable bytes, deletion hour `d` (NULL = kept) and the usage-model coefficients."""
+    ids_cols = "task_id, project, " if ids else ""
+    cfg_join = ""
+    cls_cfg = red_cfg = ""
+    if model.buckets:
+        cfg_join = "LEFT JOIN _cfg_buckets cb ON cb.bucket = split_part(v.target_uri, '/', 3)"
+        cls_cfg = "WHEN cb.cls IS NOT NULL THEN cb.cls "
+        red_cfg = "WHEN cb.red IS NOT NULL THEN cb.red "
     return f"""
-        WITH v AS (
-            SELECT task_id, project, tags, status, end_time, target_uri, epoch_us(end_time) // {HOUR_US} AS c
-                   {lead}
-            FROM tasks WHERE {status} AND {cond} {'' if period_only else 'AND target_uri IS NOT NULL'}
-        ), x AS (
+        v AS (
+            SELECT rowid AS tid, {ids_cols}{_tg(by)} AS tg, status, end_time, target_uri,
+                   epoch_us(end_time) // {HOUR_US} AS c,
+                   lead(epoch_us(end_time) // {HOUR_US})
+                       OVER (PARTITION BY target_uri, status ORDER BY end_time, rowid) AS next_h
+            FROM tasks WHERE status IN ('Succeeded', 'Failed') AND end_time < $p1
+        ), x0 AS (
             SELECT v.*, (o.size IS NULL) AS unknown,
                    coalesce(o.size, $tgt_bytes) AS size,
                    CASE WHEN o.size IS NOT NULL AND o.storage_class IN {_CLS_OK} THEN o.storage_class
                         WHEN b.storage_class IN {_CLS_OK} THEN b.storage_class
-                        WHEN cb.cls IS NOT NULL THEN cb.cls ELSE $tgt_class END AS cls,
-                   CASE WHEN b.redundancy IN ('LRS', 'ZRS') THEN b.redundancy
-                        WHEN cb.red IS NOT NULL THEN cb.red ELSE $tgt_red END AS red,
-                   CASE WHEN o.gone AND o.gone_since IS NOT NULL
-                            THEN (epoch_us(o.gone_since) + {HOUR_US - 1}) // {HOUR_US}
-                        WHEN o.uri IS NULL THEN v.c + $ret END AS gone_h
+                        {cls_cfg}ELSE $tgt_class END AS cls,
+                   CASE WHEN b.redundancy IN ('LRS', 'ZRS') THEN b.redundancy {red_cfg}ELSE $tgt_red END AS red,
+                   least(CASE WHEN v.target_uri IS NOT NULL THEN v.next_h END,
+                         CASE WHEN o.gone AND o.gone_since IS NOT NULL
+                                  THEN (epoch_us(o.gone_since) + {HOUR_US - 1}) // {HOUR_US}
+                              WHEN o.uri IS NULL THEN v.c + $ret END) AS del_h
             FROM v
             LEFT JOIN objects o ON o.uri = v.target_uri
             LEFT JOIN buckets b ON b.bucket = split_part(v.target_uri, '/', 3)
-            LEFT JOIN _cfg_buckets cb ON cb.bucket = split_part(v.target_uri, '/', 3)
-        )"""
-
-
-def _storage_sql() -> str:
-    """`y`: stored targets with deletion hour d (NULL = kept) and billable bytes bb."""
-    return _targets_sql(False) + """, y AS (
-            SELECT x.*, CASE WHEN least(x.next_h, x.gone_h) IS NOT NULL
-                             THEN greatest(x.c, least(x.next_h, x.gone_h)) END AS d,
-                   greatest(x.size, k.floor_bytes) AS bb, k.min_hours
-            FROM x JOIN _tgt_coef k ON k.cls = x.cls
-        ), z AS (
-            SELECT * FROM y WHERE coalesce(d, $h1) >= $h0 AND (d IS NULL OR d > c OR d >= $h0)
+            {cfg_join}
+        ), x AS MATERIALIZED (
+            SELECT x0.*, CASE WHEN del_h IS NOT NULL THEN greatest(c, del_h) END AS d,
+                   greatest(size, k.floor_bytes) AS bb, k.min_hours, k.put,
+                   end_time >= $p0 AS in_period,
+                   status = 'Succeeded' AND target_uri IS NOT NULL AS stored
+            FROM x0 JOIN _tgt_coef k ON k.cls = x0.cls
         )"""
 
 
@@ -334,7 +347,7 @@ class _Agg:
     unknown_tasks: int
     unknown_sources: int
     unknown_targets: int
-    cold_tasks: int
+    cold_sources: int     # GET requests on ColdArchive/DeepColdArchive sources
     running: int
     no_end: int
     accel_tasks: dict     # (gkey, seg) -> tasks
@@ -347,73 +360,68 @@ def _aggregate(con, model: Model, period: Period, by: str, bounds: list[int]) ->
         key = by[4:].replace('"', '\\"')
         params["tagpath"] = f'$."{key}"'
     rows = []
-    seg_h = _seg_sql("h", bounds)
 
     def run(sql):
-        used = {k: v for k, v in params.items() if f"${k}" in sql}
-        return con.execute(sql, used).fetchall()
+        return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).fetchall()
 
-    # Sources: GET requests by class, IA and direct-read bytes.
-    src = run(_sources_sql(f"""
-        SELECT {_gkey(by, 'h')} AS gkey, {seg_h} AS seg, cls, sum(get_req) AS get_req,
-               sum(size * ia_factor) AS ia_bytes, sum(size * adr_factor) AS adr_bytes,
-               sum(unknown::INTEGER) AS unknown, count(*) FILTER (WHERE cls IN ('ColdArchive', 'DeepColdArchive'))
-        FROM s GROUP BY ALL"""))
-    unknown_sources = cold = 0
-    for gkey, seg, cls, get_req, ia, adr, unk, cold_n in src:
-        rows.append((gkey, seg, "oss.GetRequest", cls, None, int(get_req)))
-        if ia:
-            rows.append((gkey, seg, "oss.IaRetrieval", None, None, int(ia)))
-        if adr:
-            rows.append((gkey, seg, "oss.ArchiveDirectRead", None, None, int(adr)))
-        unknown_sources += int(unk)
-        cold += int(cold_n)
+    # Sources: GET requests by class, IA and direct-read bytes (one pass; no per-task state).
+    src = run(f"""WITH {_src_ctes(by, model)}
+        SELECT {_gkey(by, 'h')} AS gkey, {_seg_sql('h', bounds)} AS seg, cls,
+               sum(get_req)::HUGEINT, sum(size * ia_factor)::HUGEINT, sum(size * adr_factor)::HUGEINT,
+               sum(unknown::INTEGER)::HUGEINT
+        FROM f GROUP BY ALL""")
+    unknown_sources = cold_sources = 0
+    for gkey, seg, cls, a, b, c, d in src:
+        if cls in ("ColdArchive", "DeepColdArchive"):
+            cold_sources += int(a)
+        if a:
+            rows.append((gkey, seg, "oss.GetRequest", cls, None, int(a)))
+        if b:
+            rows.append((gkey, seg, "oss.IaRetrieval", None, None, int(b)))
+        if c:
+            rows.append((gkey, seg, "oss.ArchiveDirectRead", None, None, int(c)))
+        unknown_sources += int(d or 0)
 
-    # Task level: ImageSplicing, PUT requests by target class, acceleration, counts.
-    tsql = _targets_sql(True) + f"""
-        SELECT {_gkey(by, 'c')} AS gkey, {_seg_sql('c', bounds)} AS seg, x.cls,
-               count(*) AS n, count(*) FILTER (WHERE status = 'Succeeded') AS ok,
-               count(*) FILTER (WHERE (status = 'Succeeded' OR $splice_failed) AND end_time >= $imm_start) AS splices,
-               sum(k.put) FILTER (WHERE status = 'Succeeded') AS puts,
-               count(*) FILTER (WHERE status = 'Succeeded' AND unknown) AS unknown_targets
-        FROM x JOIN _tgt_coef k ON k.cls = x.cls GROUP BY ALL"""
+    # Targets: task counts, ImageSplicing, PUTs (period tasks); storage by slice; early deletion.
+    skey = "k.day" if by == "day" else "tg"
+    tgt = run(f"""WITH {_tgt_ctes(by, model)}
+        SELECT 'T' AS kind, {_gkey(by, 'c')} AS gkey, {_seg_sql('c', bounds)} AS seg, cls, NULL AS red,
+               count(*)::HUGEINT AS a, count(*) FILTER (WHERE status = 'Succeeded')::HUGEINT AS b,
+               count(*) FILTER (WHERE (status = 'Succeeded' OR $splice_failed)
+                                AND end_time >= $imm_start)::HUGEINT AS c,
+               coalesce(sum(put) FILTER (WHERE status = 'Succeeded'), 0)::HUGEINT AS d,
+               count(*) FILTER (WHERE status = 'Succeeded' AND unknown)::HUGEINT AS e
+        FROM x WHERE in_period GROUP BY ALL
+        UNION ALL
+        SELECT 'S', {skey}, k.seg, x.cls, x.red,
+               sum(x.bb * (least(coalesce(x.d, $h1), k.e) - greatest(x.c, k.s)))::HUGEINT, 0, 0, 0, 0
+        FROM x JOIN _cuts k ON x.c < k.e AND coalesce(x.d, $h1) > k.s
+        WHERE x.stored GROUP BY ALL
+        UNION ALL
+        SELECT 'E', {_gkey(by, 'd')}, {_seg_sql('d', bounds)}, cls, red,
+               sum(bb * (min_hours - (d - c)))::HUGEINT, 0, 0, 0, 0
+        FROM x WHERE stored AND d IS NOT NULL AND d >= $h0 AND d < $h1 AND d - c < min_hours
+        GROUP BY ALL""")
     tasks = ok = unknown_targets = 0
     accel: dict = {}
-    for gkey, seg, cls, n, okn, splices, puts, unk in run(tsql):
-        tasks += n
-        ok += okn
-        unknown_targets += unk
-        if splices:
-            rows.append((gkey, seg, "imm.ImageSplicing", None, None, int(splices)))
-        if puts:
-            rows.append((gkey, seg, "oss.PutRequest", cls, None, int(puts)))
-        accel[(gkey, seg)] = accel.get((gkey, seg), 0) + n
+    for kind, gkey, seg, cls, red, a, b, c, d, e in tgt:
+        if kind == "T":
+            tasks += int(a)
+            ok += int(b)
+            unknown_targets += int(e)
+            if c:
+                rows.append((gkey, seg, "imm.ImageSplicing", None, None, int(c)))
+            if d:
+                rows.append((gkey, seg, "oss.PutRequest", cls, None, int(d)))
+            accel[(gkey, seg)] = accel.get((gkey, seg), 0) + int(a)
+        elif a:
+            rows.append((gkey, seg, "oss.Storage" if kind == "S" else "oss.EarlyDeletion", cls, red, int(a)))
 
-    # Storage by slice, and early deletion in the deletion hour.
-    skey = "k.day" if by == "day" else _gkey(by, "c")
-    ssql = _storage_sql() + f"""
-        SELECT {skey} AS gkey, k.seg, z.cls, z.red,
-               sum(z.bb * (least(coalesce(z.d, $h1), k.e) - greatest(z.c, k.s))) AS byte_hours
-        FROM z JOIN _cuts k ON z.c < k.e AND coalesce(z.d, $h1) > k.s
-        GROUP BY ALL"""
-    for gkey, seg, cls, red, q in run(ssql):
-        if q:
-            rows.append((gkey, seg, "oss.Storage", cls, red, int(q)))
-    esql = _storage_sql() + f"""
-        SELECT {_gkey(by, 'd')} AS gkey, {_seg_sql('d', bounds)} AS seg, cls, red,
-               sum(bb * (min_hours - (d - c))) AS q
-        FROM z WHERE d IS NOT NULL AND d >= $h0 AND d < $h1 AND d - c < min_hours
-        GROUP BY ALL"""
-    for gkey, seg, cls, red, q in run(esql):
-        if q:
-            rows.append((gkey, seg, "oss.EarlyDeletion", cls, red, int(q)))
-
-    unknown_tasks = 0
-    if unknown_sources or unknown_targets:
-        unknown_tasks = run("""
+    unknown_tasks = unknown_targets
+    if unknown_sources:   # distinct tasks with an unknown source or (succeeded) target
+        unknown_tasks = run(f"""
             WITH t AS (
-                SELECT region, project, task_id, status, sources, target_uri FROM tasks
-                WHERE status IN ('Succeeded', 'Failed') AND end_time >= $p0 AND end_time < $p1
+                SELECT region, project, task_id, status, sources, target_uri FROM tasks WHERE {_PERIOD}
             ), su AS (
                 SELECT DISTINCT u.region, u.project, u.task_id
                 FROM (SELECT region, project, task_id, unnest(sources).uri AS uri FROM t) u
@@ -424,17 +432,11 @@ def _aggregate(con, model: Model, period: Period, by: str, bounds: list[int]) ->
             )
             SELECT count(*) FROM (SELECT * FROM su UNION SELECT * FROM tu)""")[0][0]
     running, no_end = con.execute(
-        "SELECT count(*) FILTER (WHERE status = 'Running'), count(*) FILTER (WHERE status <> 'Running' AND "
-        "end_time IS NULL) FROM tasks WHERE (status = 'Running' AND start_time >= $p0 AND start_time < $p1) "
-        "OR (status <> 'Running' AND end_time IS NULL AND start_time >= $p0 AND start_time < $p1)",
+        "SELECT count(*) FILTER (WHERE status = 'Running'), count(*) FILTER (WHERE status <> 'Running') "
+        "FROM tasks WHERE (status = 'Running' OR end_time IS NULL) AND start_time >= $p0 AND start_time < $p1",
         {"p0": period.start, "p1": period.end}).fetchone()
-    cold_tasks = 0
-    if cold:
-        cold_tasks = run(_sources_sql(
-            "SELECT count(*) FROM (SELECT DISTINCT project, task_id FROM s "
-            "WHERE cls IN ('ColdArchive', 'DeepColdArchive'))"))[0][0]
     return _Agg(rows=rows, tasks=tasks, succeeded=ok, failed=tasks - ok, unknown_tasks=unknown_tasks,
-                unknown_sources=unknown_sources, unknown_targets=unknown_targets, cold_tasks=cold_tasks,
+                unknown_sources=unknown_sources, unknown_targets=unknown_targets, cold_sources=cold_sources,
                 running=running, no_end=no_end, accel_tasks=accel)
 
 
@@ -505,8 +507,8 @@ def _warnings(agg: _Agg, priced: _Priced, model: Model) -> list[str]:
                  f"{agg.unknown_targets} target(s) without inventory facts: sources "
                  f"{fmt_quantity(Fraction(model.src_bytes, MB))} MB {model.src_class}, targets "
                  f"{fmt_quantity(Fraction(model.tgt_bytes, MB))} MB {model.tgt_class}); run `costkit inventory`.")
-    if agg.cold_tasks:
-        w.append(f"{agg.cold_tasks} task(s) read ColdArchive/DeepColdArchive sources: restore retrieval, restore "
+    if agg.cold_sources:
+        w.append(f"{agg.cold_sources} request(s) on ColdArchive/DeepColdArchive sources: restore retrieval, restore "
                  "requests and the temporary Standard copy are NOT priced; reads are priced as if restored.")
     if agg.running:
         w.append(f"{agg.running} task(s) started in the period are still Running: not priced until they finish "
@@ -584,7 +586,7 @@ def _split(num: int, den: int) -> tuple[int, int, int]:
     return a, b, f.denominator
 
 
-def _price_table(con, priced: _Priced, currency: str) -> None:
+def _price_table(con, priced: _Priced, currency: str, accel_gb: Fraction) -> None:
     rows = []
     for (item, cls, red, seg), e in priced.combos.items():
         if e is None:
@@ -594,57 +596,63 @@ def _price_table(con, priced: _Priced, currency: str) -> None:
         qa, qb, qd = _split(1, scale * UNITS[e.unit][1])           # sub-units -> entry units
         aa, ab, ad = _split(per_sub.numerator, per_sub.denominator)
         src = f"{e.layer}: {e.source} ({e.confidence})"
-        rows.append((item, cls, red, seg, e.unit, str(e.price), currency, qa, qb, qd, aa, ab, ad, src))
+        fixed_q = fixed_amount = None
+        if item == "oss.TransferAcceleration":   # the same quantity for every task
+            fixed_q = _dec18(accel_gb / UNITS[e.unit][1])
+            fixed_amount = _dec18(accel_gb * e.per_base_unit())
+        rows.append((item, cls, red, seg, e.unit, str(e.price), currency, qa, qb, qd, aa, ab, ad, src, fixed_q,
+                     fixed_amount))
     con.execute("CREATE OR REPLACE TEMP TABLE _prices (item VARCHAR, cls VARCHAR, red VARCHAR, seg INTEGER, "
                 "unit VARCHAR, unit_price DECIMAL(38,18), currency VARCHAR, qa HUGEINT, qb HUGEINT, qd HUGEINT, "
-                "aa HUGEINT, ab HUGEINT, ad HUGEINT, price_source VARCHAR)")
-    con.executemany("INSERT INTO _prices VALUES (?, ?, ?, ?, ?, CAST(? AS DECIMAL(38,18)), ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows)
+                "aa HUGEINT, ab HUGEINT, ad HUGEINT, price_source VARCHAR, fixed_q DECIMAL(38,18), "
+                "fixed_amount DECIMAL(38,18))")
+    con.executemany("INSERT INTO _prices VALUES (?, ?, ?, ?, ?, CAST(? AS DECIMAL(38,18)), ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "CAST(? AS DECIMAL(38,18)), CAST(? AS DECIMAL(38,18)))", rows)
+
+
+def _dec18(f: Fraction) -> str:
+    """An exact non-negative value rounded half-up at 10^-18, as a decimal string."""
+    n, r = divmod(f.numerator * 10**LINE_SCALE, f.denominator)
+    n += 1 if 2 * r >= f.denominator else 0
+    return str(Decimal(n).scaleb(-LINE_SCALE))
 
 
 def _lines_sql(model: Model, bounds: list[int], hour_as_text: bool) -> str:
     """One row per task, hour and item (exact integer sub-unit quantities, then scaled DECIMALs)."""
     accel = ""
-    if model.accel_gb:
-        per_task = model.accel_gb * GB            # bytes, maybe fractional: carried as num/den below
-        accel = f"""
-            UNION ALL SELECT task_id, project, c AS h, 'oss.TransferAcceleration', NULL, NULL,
-                   {per_task.numerator}::HUGEINT, {per_task.denominator}::HUGEINT FROM x"""
-    scaled = "(q * {a} + (2 * q * {b} + {d}) // (2 * {d}))"
-    hour = ("strftime(make_timestamp(((h * 3600 + 28800) * 1000000)::BIGINT), '%Y-%m-%dT%H:00:00+08:00')"
-            if hour_as_text else "to_timestamp((h * 3600)::BIGINT)")
-    qexpr = scaled.format(a="p.qa", b="p.qb", d="(p.qd * ev.den)").replace("q *", "ev.q *")
-    aexpr = scaled.format(a="p.aa", b="p.ab", d="(p.ad * ev.den)").replace("q *", "ev.q *")
-    # With den = 1 the formula is the exact value rounded half-up at 10^-18; acceleration rows carry a
-    # fractional byte count as q/den.
+    if model.accel_gb:   # a constant per task: its quantity and amount are precomputed in _prices
+        accel = """
+            UNION ALL SELECT task_id, project, c, 'oss.TransferAcceleration', NULL, NULL, 0 FROM x WHERE in_period"""
+    scaled = "(ev.q * {a} + (2 * ev.q * {b} + {d}) // (2 * {d}))::DECIMAL(38,0) * 0.000000000000000001::DECIMAL(18,18)"
+    hour = ("strftime(make_timestamp(((ev.h * 3600 + 28800) * 1000000)::BIGINT), '%Y-%m-%dT%H:00:00+08:00')"
+            if hour_as_text else "to_timestamp((ev.h * 3600)::BIGINT)")
+    qexpr = scaled.format(a="p.qa", b="p.qb", d="p.qd")
+    aexpr = scaled.format(a="p.aa", b="p.ab", d="p.ad")
     return f"""
-        WITH src_ev AS (
-            {_sources_sql('''SELECT task_id, project, h, cls, sum(get_req) AS get_req, sum(size * ia_factor) AS ia,
-                                    sum(size * adr_factor) AS adr FROM s GROUP BY ALL''')}
-        ), tgt AS (
-            {_targets_sql(True)} SELECT x.*, k.put FROM x JOIN _tgt_coef k ON k.cls = x.cls
-        ), sto AS (
-            {_storage_sql()} SELECT * FROM z
+        WITH {_src_ctes('item', model, ids=True)}, {_tgt_ctes('item', model, ids=True)}, src_ev AS (
+            SELECT task_id, project, h, cls, sum(get_req) AS get_req, sum(size * ia_factor) AS ia,
+                   sum(size * adr_factor) AS adr
+            FROM f GROUP BY ALL
         ), ev AS (
-            SELECT task_id, project, h, 'oss.GetRequest' AS item, cls, NULL AS red, get_req::HUGEINT AS q,
-                   1::HUGEINT AS den FROM src_ev WHERE get_req > 0
-            UNION ALL SELECT task_id, project, h, 'oss.IaRetrieval', NULL, NULL, ia::HUGEINT, 1 FROM src_ev WHERE ia > 0
-            UNION ALL SELECT task_id, project, h, 'oss.ArchiveDirectRead', NULL, NULL, adr::HUGEINT, 1
-                FROM src_ev WHERE adr > 0
-            UNION ALL SELECT task_id, project, c, 'imm.ImageSplicing', NULL, NULL, 1, 1 FROM tgt
-                WHERE (status = 'Succeeded' OR $splice_failed) AND end_time >= $imm_start
-            UNION ALL SELECT task_id, project, c, 'oss.PutRequest', cls, NULL, put, 1 FROM tgt
-                WHERE status = 'Succeeded' AND put > 0
-            {accel.replace('FROM x', 'FROM tgt')}
-            UNION ALL SELECT task_id, project, hh, 'oss.Storage', cls, red, bb, 1
-                FROM (SELECT *, unnest(range(greatest(c, $h0), least(coalesce(d, $h1), $h1))) AS hh FROM sto)
-            UNION ALL SELECT task_id, project, d, 'oss.EarlyDeletion', cls, red, bb * (min_hours - (d - c)), 1
-                FROM sto WHERE d IS NOT NULL AND d >= $h0 AND d < $h1 AND d - c < min_hours
+            SELECT task_id, project, h, 'oss.GetRequest' AS item, cls, NULL AS red, get_req::HUGEINT AS q
+                FROM src_ev WHERE get_req > 0
+            UNION ALL SELECT task_id, project, h, 'oss.IaRetrieval', NULL, NULL, ia FROM src_ev WHERE ia > 0
+            UNION ALL SELECT task_id, project, h, 'oss.ArchiveDirectRead', NULL, NULL, adr FROM src_ev WHERE adr > 0
+            UNION ALL SELECT task_id, project, c, 'imm.ImageSplicing', NULL, NULL, 1 FROM x
+                WHERE in_period AND (status = 'Succeeded' OR $splice_failed) AND end_time >= $imm_start
+            UNION ALL SELECT task_id, project, c, 'oss.PutRequest', cls, NULL, put FROM x
+                WHERE in_period AND status = 'Succeeded' AND put > 0
+            {accel}
+            UNION ALL SELECT task_id, project, hh, 'oss.Storage', cls, red, bb
+                FROM (SELECT *, unnest(range(greatest(c, $h0), least(coalesce(d, $h1), $h1))) AS hh FROM x
+                      WHERE stored AND c < $h1 AND coalesce(d, $h1) > $h0)
+            UNION ALL SELECT task_id, project, d, 'oss.EarlyDeletion', cls, red, bb * (min_hours - (d - c)) FROM x
+                WHERE stored AND d IS NOT NULL AND d >= $h0 AND d < $h1 AND d - c < min_hours
         )
-        SELECT ev.task_id, ev.project, {hour.replace('h *', 'ev.h *')} AS hour, ev.item,
-               ({qexpr})::DECIMAL(38,0) * 0.000000000000000001::DECIMAL(18,18) AS quantity,
+        SELECT ev.task_id, ev.project, {hour} AS hour, ev.item,
+               coalesce(p.fixed_q, {qexpr}) AS quantity,
                p.unit, p.unit_price, p.currency,
-               ({aexpr})::DECIMAL(38,0) * 0.000000000000000001::DECIMAL(18,18) AS amount,
+               coalesce(p.fixed_amount, {aexpr}) AS amount,
                p.price_source
         FROM ev JOIN _prices p ON p.item = ev.item AND p.cls IS NOT DISTINCT FROM ev.cls
                                AND p.red IS NOT DISTINCT FROM ev.red AND p.seg = {_seg_sql('ev.h', bounds)}
@@ -656,7 +664,7 @@ def _lines_query(store, period, settings, prices_file, hour_as_text):
     con = store._con
     agg = _aggregate(con, model, period, "item", bounds)
     priced = _price(agg, model, book, period, bounds)
-    _price_table(con, priced, book.currency)
+    _price_table(con, priced, book.currency, model.accel_gb)
     params = _setup(con, model, period, _cuts(period, bounds, False))
     sql = _lines_sql(model, bounds, hour_as_text)
     return sql, {k: v for k, v in params.items() if f"${k}" in sql}

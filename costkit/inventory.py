@@ -454,15 +454,15 @@ def run_inventory(store, *, region: str | None = None, endpoint: str | None = No
     bucket_region: dict[str, str] = {}
     for uri, task_region, known_class in rows:
         parsed = parse_uri(uri)
-        if parsed is None:
+        if parsed is None or not oss2.utils.is_valid_bucket_name(parsed[0]):
             summary.skipped_uris += 1
             continue
         b, k = parsed
         by_bucket.setdefault(b, {})[k] = (uri, known_class)
         bucket_region.setdefault(b, region or task_region)
     if summary.skipped_uris:
-        summary.warnings.append(f"{summary.skipped_uris} URI(s) are not of the form oss://bucket/key and were "
-                                "skipped")
+        summary.warnings.append(f"{summary.skipped_uris} URI(s) are not of the form oss://bucket/key (with a "
+                                "valid bucket name) and were skipped")
 
     local = threading.local()
 
