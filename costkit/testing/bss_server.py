@@ -336,9 +336,15 @@ def sample_items(month: str = "2025-08", days: int = 3) -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="A local BSS OpenAPI test server on 127.0.0.1 (synthetic bill).")
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--synthetic-month", metavar="YYYY-MM", default="2025-08")
+    ap.add_argument("--synthetic-month", metavar="YYYY-MM", default="2025-08",
+                    help="bill the IMM server's synthetic month of tasks (costkit.testing.synthetic_bill)")
+    ap.add_argument("--per-day", type=int, default=120, help="synthetic tasks per day (as the IMM server)")
     args = ap.parse_args(argv)
-    srv = BSSServer(sample_items(args.synthetic_month), port=args.port).start()
+    from .imm_server import synthetic_month_tasks
+    from .synthetic_bill import synthetic_bill_items
+    items = synthetic_bill_items(synthetic_month_tasks(args.synthetic_month, per_day=args.per_day),
+                                 args.synthetic_month)
+    srv = BSSServer(items, port=args.port).start()
     print(f"BSS test server on {srv.endpoint} (access key {srv.access_key_id!r}, {len(srv.items)} lines)",
           flush=True)
     try:
