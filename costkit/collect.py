@@ -2,8 +2,9 @@
 
 How a collection runs:
 
-- **Window.** From the project's checkpoint minus `OVERLAP` (late status changes of tasks that were still
-  Running), or `NEW_PROJECT_LOOKBACK` back for a project never collected, until now. `--since`/`--until`
+- **Window.** From the project's checkpoint minus `OVERLAP` (late status changes; also from the start of
+  the oldest task still Running in the store), or `NEW_PROJECT_LOOKBACK` back for a project never
+  collected (IMM lists 7 days, but whatever a server still lists is taken), until now. `--since`/`--until`
   override it. IMM lists a task for 7 days only (`RETENTION`), so a window that starts earlier than that
   cannot be recovered: `collect` warns when the last successful run is more than `RETENTION_WARNING` old.
 - **Slices.** The window is cut into time slices (at most `MAX_SLICE`), fetched concurrently by worker
@@ -37,7 +38,7 @@ UTC = timezone.utc
 
 TASK_TYPE = "ImageSplicing"
 OVERLAP = timedelta(hours=2)               # re-read before the checkpoint: late Running -> Succeeded/Failed
-NEW_PROJECT_LOOKBACK = timedelta(days=7)   # IMM's retention: nothing older can be listed
+NEW_PROJECT_LOOKBACK = timedelta(days=30)  # IMM lists 7 days; asking further costs one request
 RETENTION = timedelta(days=7)
 RETENTION_WARNING = timedelta(days=6)      # warn when the last successful run is older than this
 MAX_SLICE = timedelta(days=1)
@@ -45,6 +46,7 @@ MIN_SLICE = timedelta(hours=1)
 BOUNDARY_PAD = timedelta(seconds=1)
 CLOCK_SKEW = timedelta(minutes=5)          # a default `until` also asks a little past our clock
 PAGE_SIZE = 100
+RETRY_AFTER_CAP = 60.0                     # seconds: an absurd x-acs-retry-after is not obeyed blindly
 DEFAULT_CONCURRENCY = 4
 INGEST_BATCH = 2000                        # tasks per store transaction at most...
 INGEST_WAIT = 0.05                         # ...gathered for at most this long (a commit costs ~10 ms)
@@ -66,7 +68,7 @@ class RetryPolicy:
         jitter = self.rng.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
         if retry_after_ms:
             try:
-                return max(float(retry_after_ms) / 1000.0, jitter)
+                return max(min(float(retry_after_ms) / 1000.0, RETRY_AFTER_CAP), jitter)
             except (TypeError, ValueError):
                 pass
         return jitter
@@ -302,12 +304,17 @@ def _aware(dt: datetime, name: str) -> datetime:
     return dt.astimezone(UTC)
 
 
-def make_slices(start: datetime, end: datetime, concurrency: int) -> list[tuple[datetime, datetime]]:
-    """Cut [start, end) into contiguous slices: enough to keep the workers busy, at most a day each."""
-    span = end - start
-    size = span / max(1, 2 * concurrency)
-    size = max(MIN_SLICE, min(MAX_SLICE, size))
+def make_slices(start: datetime, end: datetime, concurrency: int,
+                dense_from: datetime | None = None) -> list[tuple[datetime, datetime]]:
+    """Cut [start, end) into contiguous slices: enough to keep the workers busy, at most a day each.
+
+    Before `dense_from` (past IMM's retention, where little or nothing is listed) one slice is enough.
+    """
     out, t = [], start
+    if dense_from is not None and start < dense_from < end:
+        out.append((start, dense_from))
+        t = dense_from
+    size = max(MIN_SLICE, min(MAX_SLICE, (end - t) / max(1, 2 * concurrency)))
     while t < end:
         out.append((t, min(end, t + size)))
         t += size
@@ -525,19 +532,22 @@ def _plan(store, region, project, since, until, now, concurrency, warn) -> _Plan
     if since is not None:
         start = since
     elif checkpoint is not None:
-        # Never reach back further than IMM can still list (plus a margin for clock differences).
-        start = max(checkpoint - OVERLAP, now - RETENTION - timedelta(hours=1))
+        start = checkpoint - OVERLAP
         start = min(start, _oldest_running(store, region, project, now) or start)
     else:
-        start = now - NEW_PROJECT_LOOKBACK - timedelta(minutes=10)
+        start = now - NEW_PROJECT_LOOKBACK
     end = until if until is not None else now
     query_end = end if until is not None else end + CLOCK_SKEW
     if start >= end:
         raise BadInput(f"{project}: the window start {_fmt(start)} is not before its end {_fmt(end)}")
-    slices = make_slices(start, query_end, concurrency)
+    # An explicit --since is sliced evenly; a default window needs dense slices only where IMM still lists.
+    dense_from = None if since is not None else now - RETENTION - timedelta(hours=1)
+    slices = make_slices(start, query_end, concurrency, dense_from=dense_from)
     # The checkpoint may only advance over a window that joins on to what is already covered.
     joins = checkpoint is None or start <= checkpoint
-    return _Plan(project, start, end, query_end, slices, joins, checkpoint)
+    # The run records only what IMM could still list, so coverage never claims a window it lost.
+    recorded_start = min(max(start, now - RETENTION), end - timedelta(microseconds=1))
+    return _Plan(project, recorded_start, end, query_end, slices, joins, checkpoint)
 
 
 def _last_collected_until(store, region, project) -> datetime | None:

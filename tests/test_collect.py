@@ -316,3 +316,25 @@ def test_collect_rejects_naive_datetimes_in_the_api(store_path):
     with Store.open(store_path) as st, pytest.raises(BadInput):
         collect(st, region=REGION, projects=["p1"], since=datetime(2025, 8, 1), credentials=CREDS,
                 endpoint="http://127.0.0.1:9")
+
+
+def test_a_new_project_takes_whatever_the_server_still_lists(store_path, now):
+    # A server that keeps tasks longer than IMM's 7 days: the first collection still takes them all.
+    tasks = [make_task("p1", start=now - timedelta(days=d)) for d in (1, 8, 20)]
+    with IMMServer(tasks, retention=None) as srv:
+        r = run_cli(store_path, "--project", "p1", "--endpoint", srv.endpoint)
+        assert r.exit_code == 0, r.output
+        assert stored(store_path) == served(srv, "p1") and len(served(srv, "p1")) == 3
+    with Store.open(store_path) as st:
+        run = st.runs_frame().iloc[0]
+    # ...but the run only claims the window IMM guarantees.
+    assert run["window_start"].to_pydatetime() >= now - timedelta(days=7, minutes=1)
+
+
+def test_a_rejected_next_token_restarts_the_slice(imm, store_path, now):
+    imm.tasks += spread("p1", now, 350, hours=2)
+    imm.add_fault("error", times=1, status=400, code="InvalidParameter.NextToken", message="expired",
+                  match=lambda p: bool(p.get("NextToken")))
+    r = run_cli(store_path, "--project", "p1", "--endpoint", imm.endpoint, "--concurrency", "1")
+    assert r.exit_code == 0, r.output
+    assert stored(store_path) == served(imm, "p1") and imm.faults[0].fired == 1
