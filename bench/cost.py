@@ -57,8 +57,8 @@ def build(path: str, n: int) -> None:
                                target_uri, image_format, tags, origin, first_seen, last_seen, key_hash)
             SELECT 'cn-hangzhou', 'proj-' || (i % 20), 'ImageSplicing-' || i, 'ImageSplicing',
                    CASE WHEN hash(i) % 25 = 0 THEN 'Failed' ELSE 'Succeeded' END,
-                   TIMESTAMPTZ '2025-08-31 16:00:00+00' + to_microseconds((i * 2592000000000 // {n})::BIGINT),
-                   TIMESTAMPTZ '2025-08-31 16:00:05+00' + to_microseconds((i * 2592000000000 // {n})::BIGINT),
+                   TIMESTAMPTZ '2025-08-31 16:00:00+00' + to_microseconds((i::HUGEINT * 2592000000000 // {n})::BIGINT),
+                   TIMESTAMPTZ '2025-08-31 16:00:05+00' + to_microseconds((i::HUGEINT * 2592000000000 // {n})::BIGINT),
                    list_transform(range((1 + hash(i * 3) % 7)::BIGINT),
                                   lambda j: {{'uri': 'oss://src-bkt/img/' || ((i * 7 + j * 104729) % {pool}) || '.jpg',
                                         'rotate': NULL::INTEGER}}),
@@ -143,7 +143,9 @@ def naive(path: str) -> None:
 
 
 def _run(*args) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"phase {args[1]} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -110,9 +110,9 @@ def reference_cost(store, period, *, settings=None, prices_file=None, lookup: st
             if (ok or not u.splice_item_on_success) and end >= imm_start:
                 splices += 1
                 add("imm.ImageSplicing", {}, h, Fraction(1))
-        if not ok or not target:
+        if not ok:
             continue
-        f = fact(target)
+        f = fact(target) if target else None
         b = buckets.get(bucket_of(target))
         conf = settings.buckets.get(bucket_of(target), {})
         known = f is not None and f[1] is not None
@@ -129,6 +129,8 @@ def reference_cost(store, period, *, settings=None, prices_file=None, lookup: st
         if period.start <= end < period.end:
             sel, q = ut.per_succeeded["oss.PutRequest"]
             add("oss.PutRequest", sel, h, q)
+        if not target:
+            continue
         ends = []
         if rowid in next_write:
             ends.append(next_write[rowid])
