@@ -285,6 +285,13 @@ def _redundancy_from_text(*texts) -> str | None:
     return None
 
 
+def _product_match(line_products: set, rule_products: set) -> bool:
+    """Exact, or a rule name of 3+ characters inside the line's product name (对象存储OSS, IMM智能媒体管理)."""
+    if line_products & rule_products:
+        return True
+    return any(len(r) >= 3 and r in p for r in rule_products for p in line_products)
+
+
 def match_line(mapping: BillMapping, line: dict) -> tuple[Rule | None, dict, str | None]:
     """(rule, selectors, note) for one bill line (a dict of `bill_lines` columns)."""
     code = _norm(line.get("billing_item_code") or "")
@@ -295,7 +302,7 @@ def match_line(mapping: BillMapping, line: dict) -> tuple[Rule | None, dict, str
     for rule in mapping.rules:
         if not ((code and code in rule.codes) or (name and name in rule.names)):
             continue
-        if rule.products and products and not (products & rule.products):
+        if rule.products and products and not _product_match(products, rule.products):
             near = near or f"billing item matches a rule for {rule.item} (line {rule.line}) but not its products"
             continue
         sel = {}

@@ -26,7 +26,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -471,9 +471,6 @@ def _currency_from_cells(row) -> str | None:
 
 # --- API lines -------------------------------------------------------------------------------------
 
-_API_KEYS = {f: f for f in CANONICAL_FIELDS}
-
-
 def parse_api_items(items: list[dict], *, origin: str, month: str, account_id=None, account_name=None,
                     start_line: int = 1) -> list[BillLine]:
     """DescribeInstanceBill `Items[]` (wire names) as bill lines; float amounts via repr, exactly."""
@@ -888,4 +885,3 @@ __all__ = [
     "ImportSummary", "ParsedBill", "bill_lines_frame", "bill_sources", "fetch_bill", "fetch_bill_lines",
     "import_bill_csv", "migration_bills", "parse_amount", "read_bill_csv", "store_bill",
 ]
-_ = InvalidOperation

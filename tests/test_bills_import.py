@@ -263,3 +263,17 @@ def test_bad_cells_name_file_line_and_column(tmp_path, column, value, message):
     r = run(tmp_path / "s.duckdb", "import-bill", str(p))
     assert r.exit_code == 2
     assert r.stderr.strip() == f"costkit: error: {p}:4: {message}"
+
+
+def test_product_names_that_contain_the_rule_name_match():
+    import pandas as pd
+    base = {"billing_item_code": "ImageSplicing", "billing_item": "ImageSplicing", "instance_id": "p",
+            "usage": Decimal(1), "usage_unit": "次", "billing_date": pd.Timestamp("2025-08-01").date(),
+            "pretax_gross_amount": Decimal(1), "pretax_amount": Decimal(1), "invoice_discount": None,
+            "deducted_by_coupons": None, "deducted_by_resource_package": None}
+    rows = [dict(base, product_code=None, product_name="IMM智能媒体管理"),
+            dict(base, product_code="imm", product_name=None),
+            dict(base, product_code="ecs", product_name="云服务器ECS")]
+    f = map_lines(pd.DataFrame(rows), load_mapping())
+    assert f["item"].tolist() == ["imm.ImageSplicing", "imm.ImageSplicing", None]
+    assert "not its products" in f["note"].tolist()[2]
