@@ -22,6 +22,7 @@ How a collection runs:
 """
 from __future__ import annotations
 
+import math
 import queue
 import random
 import sys
@@ -314,7 +315,12 @@ def make_slices(start: datetime, end: datetime, concurrency: int,
     if dense_from is not None and start < dense_from < end:
         out.append((start, dense_from))
         t = dense_from
-    size = max(MIN_SLICE, min(MAX_SLICE, (end - t) / max(1, 2 * concurrency)))
+    span = end - t
+    # A multiple of the worker count, so the last round of slices keeps every worker busy.
+    per_round = max(1, concurrency)
+    count = max(2 * per_round, math.ceil(span / MAX_SLICE))
+    count = math.ceil(count / per_round) * per_round
+    size = max(MIN_SLICE, span / count)
     while t < end:
         out.append((t, min(end, t + size)))
         t += size

@@ -90,6 +90,10 @@ def test_rerun_finds_the_tasks_unchanged(imm, store_path, now):
     ("server_503", {}),                      # 503 JSON without retry-after: ServerException
     ("html_502", {}),                        # gateway HTML page: UnretryableException
     ("drop", {}),                            # connection closed without a reply
+    ("truncated", {}),                       # 200 with a cut-off JSON body
+    ("short_body", {}),                      # connection closed in the middle of the body
+    ("error", {"status": 429, "code": "TooManyRequests"}),
+    ("error", {"status": 500, "code": "InternalError"}),
 ])
 def test_transient_faults_are_retried_and_nothing_is_lost(imm, store_path, now, fault, kw):
     imm.tasks += spread("p1", now, 450)

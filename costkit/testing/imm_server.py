@@ -57,7 +57,10 @@ FAULT_KINDS = {
     "server_503",       # 503 JSON ServiceUnavailable, no retry-after: ServerException
     "html_502",         # 502 HTML gateway page: UnretryableException (not JSON)
     "drop",             # close the socket without a reply
-    "error",            # any status/code/message given in the fault (e.g. 403 Forbidden)
+    "error",            # any status/code/message given in the fault (e.g. 403 Forbidden, 429, 500)
+    "truncated",        # 200 with a cut-off JSON body
+    "short_body",       # Content-Length larger than what is sent, then the socket closes
+    "slow",             # the reply comes after `delay` seconds (then served normally)
 }
 
 
@@ -180,6 +183,7 @@ class Fault:
     code: str = ""
     message: str = ""
     match: object = None           # optional predicate on the decoded params
+    delay: float = 0.0             # for "slow"
     seen: int = 0
     fired: int = 0
 
@@ -627,6 +631,27 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
         elif f.kind == "error":
             self._error(f.status, f.code or "Error", f.message or "Injected error.")
+        elif f.kind == "truncated":
+            data = b'{"RequestId":"X","NextToken":"","Tasks":[{"TaskId":"ImageSpl'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        elif f.kind == "short_body":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "5000")
+            self.end_headers()
+            self.wfile.write(b'{"RequestId":"X","Tasks":[')
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        elif f.kind == "slow":
+            time.sleep(f.delay)
+            return False
         return True
 
     # -- signature
