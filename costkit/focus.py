@@ -136,6 +136,34 @@ def _nz(v) -> Decimal:
     return v if v is not None else Decimal(0)
 
 
+# costkit base unit -> (FOCUS pricing unit, base units per pricing unit, FOCUS consumed unit)
+PRICING_UNITS = {"calls": ("1000 Calls", 1000, "Calls"), "requests": ("10000 Requests", 10000, "Requests"),
+                 "GB": ("GB", 1, "GB"), "GB-hour": ("GB-Hours", 1, "GB-Hours")}
+
+
+def _pricing(r: dict) -> tuple:
+    """(PricingQuantity, PricingUnit, ListUnitPrice, ConsumedQuantity, ConsumedUnit) of a mapped line whose
+    quantity is known, in costkit's units; for other lines the bill's Usage/UsageUnit, with ListPrice only
+    when its ListPriceUnit is per that usage unit."""
+    from fractions import Fraction
+
+    from .billmap import split_price_unit, to_decimal
+    from .pricelearn import line_price
+
+    if r.get("mapped") and r.get("quantity") is not None and r.get("quantity_unit") in PRICING_UNITS:
+        unit, per, consumed = PRICING_UNITS[r["quantity_unit"]]
+        q = r["quantity"]
+        price = None
+        per_base, _how = line_price(r)
+        if per_base is not None and r.get("list_price") is not None and _how.startswith("ListPrice"):
+            price = to_decimal(per_base * per)
+        return to_decimal(Fraction(q) / per), unit, price, q, consumed
+    cur, qunit = split_price_unit(r.get("list_price_unit"))
+    same = qunit is None or (r.get("usage_unit") and qunit.strip() == str(r.get("usage_unit")).strip())
+    price = r.get("list_price") if same and (cur is None or cur == r.get("currency")) else None
+    return r.get("usage"), r.get("usage_unit"), price, r.get("usage"), r.get("usage_unit")
+
+
 def billed_rows(frame: pd.DataFrame, month: str, *, account_id=None, account_name=None) -> list[dict]:
     """FOCUS rows (dicts) for a `costkit.billmap.map_lines` frame."""
     from .billmap import instance_facts
@@ -159,7 +187,7 @@ def billed_rows(frame: pd.DataFrame, month: str, *, account_id=None, account_nam
         region = r.get("region") or instance_facts(r.get("instance_id"))[0]
         sku = (f"{r.get('product_code')}:{r.get('billing_item_code')}" if r.get("billing_item_code") and
                r.get("product_code") else r.get("billing_item_code") or r.get("commodity_code"))
-        mapped = bool(r.get("mapped"))
+        p_qty, p_unit, unit_price, c_qty, c_unit = _pricing(r)
         rows.append({
             "BilledCost": billed, "BillingAccountId": str(acct), "BillingAccountName": str(acct_name),
             "BillingCurrency": r["currency"], "BillingPeriodStart": p_start, "BillingPeriodEnd": p_end,
@@ -169,18 +197,19 @@ def billed_rows(frame: pd.DataFrame, month: str, *, account_id=None, account_nam
                                           if x) or None,
             "ChargePeriodStart": _utc(r["day_start"]), "ChargePeriodEnd": _utc(r["day_end"]),
             "ContractedCost": contracted, "EffectiveCost": net, "InvoiceIssuerName": PROVIDER,
-            "ListCost": list_cost, "PricingQuantity": r.get("usage"), "PricingUnit": r.get("usage_unit"),
+            "ListCost": list_cost, "PricingQuantity": p_qty, "PricingUnit": p_unit,
             "ProviderName": PROVIDER, "PublisherName": PROVIDER, "ServiceCategory": svc_cat,
             "ServiceName": svc_name or product or "unknown",
-            "ConsumedQuantity": r.get("quantity") if mapped and r.get("quantity") is not None else r.get("usage"),
-            "ConsumedUnit": r.get("quantity_unit") if mapped and r.get("quantity") is not None else r.get("usage_unit"),
-            "ListUnitPrice": r.get("list_price"), "RegionId": region, "ResourceId": r.get("instance_id"),
+            "ConsumedQuantity": c_qty, "ConsumedUnit": c_unit,
+            "ListUnitPrice": unit_price, "RegionId": region, "ResourceId": r.get("instance_id"),
             "SkuId": sku, "Tags": _tags(r.get("tag")),
             "x_costkit_source": "billed", "x_costkit_item": r.get("item"),
             "x_costkit_storage_class": r.get("storage_class"), "x_costkit_redundancy": r.get("redundancy"),
             "x_costkit_billing_date": r["billing_date"].isoformat(), "x_costkit_billing_item": r.get("billing_item"),
             "x_costkit_billing_item_code": r.get("billing_item_code"),
-            "x_costkit_list_price_unit": r.get("list_price_unit"), "x_costkit_invoice_discount": disc,
+            "x_costkit_usage": r.get("usage"), "x_costkit_usage_unit": r.get("usage_unit"),
+            "x_costkit_list_price": r.get("list_price"), "x_costkit_list_price_unit": r.get("list_price_unit"),
+            "x_costkit_invoice_discount": disc,
             "x_costkit_deducted_by_coupons": coup, "x_costkit_deducted_by_resource_package": pkg,
             "x_costkit_net_cost": net, "x_costkit_bill_source": f"{r['source']} {r.get('origin') or ''}".strip(),
             "x_costkit_bill_line": int(r["line_no"]),

@@ -364,3 +364,38 @@ def test_cli_cost_bad_input(tmp_path, prices):
     bad.write_text("site: cn\ntarget_retension_days: 3\n")
     r = run(main, ["--store", path, "cost", "--month", "2025-09", "--settings", str(bad)])
     assert r.exit_code == 2 and "target_retension_days" in r.output and ":2:" in r.output
+
+
+def test_inventory_then_cost_end_to_end(store, prices):
+    """Facts read from the local OSS server through oss2, then priced: direct read from the bucket API,
+    restore state from x-oss-restore, a target deleted before the inventory saw it."""
+    from conftest import TEST_AK, TEST_SK
+    from oss_server import OSSServer
+
+    from costkit.collect import RetryPolicy
+    from costkit.inventory import run_inventory
+    with OSSServer() as srv:
+        srv.add_bucket("src-adr", archive_direct_read=True)
+        srv.add_bucket("dst", storage_class="IA")
+        srv.put("src-adr", "a/cold.jpg", GB, "Archive")                                   # direct read: 2 per GB
+        srv.put("src-adr", "a/warm.jpg", GB, "Archive", restore=T(2025, 12, 1))         # restored: read free
+        srv.put("src-adr", "b/ia.jpg", GB // 4, "IA")
+        srv.put("dst", "out/1.jpg", 10 * KB, "IA")
+        add_task(store, "t1", T(2025, 9, 1, 0, 30), ["oss://src-adr/a/cold.jpg", "oss://src-adr/a/warm.jpg",
+                                                     "oss://src-adr/b/ia.jpg"], "oss://dst/out/1.jpg")
+        add_task(store, "t2", T(2025, 9, 1, 0, 40), ["oss://src-adr/b/ia.jpg"], "oss://dst/out/2.jpg")
+        s = run_inventory(store, endpoint=srv.endpoint, credentials=(TEST_AK, TEST_SK),
+                          retry=RetryPolicy(attempts=2, base=0.001), now=T(2025, 9, 6))
+        assert (s.found, s.gone) == (4, 1)
+    r = sep(store, prices)
+    assert r["items"]["oss.ArchiveDirectRead"] == "2.00"
+    assert r["items"]["oss.IaRetrieval"] == "0.50"
+    assert r["items"]["oss.GetRequest"] == "0.80"      # (2 Archive + 2 IA sources) x 2 requests x 0.1
+    assert r["items"]["oss.PutRequest"] == "0.20"      # both targets IA (the unknown one: the bucket's class)
+    # out/1.jpg: 64 KB IA kept 712 h; out/2.jpg gone at the inventory (2025-09-06T00:00Z): 120 h of the default
+    # 1 MB, then 600 h of early deletion
+    storage = Fraction(64 * KB, GB) * 712 * Fraction(2, 1000) + Fraction(1, 1024) * 120 * Fraction(2, 1000)
+    from costkit.money import round_money
+    assert r["items"]["oss.Storage"] == str(round_money(storage))
+    assert r["items"]["oss.EarlyDeletion"] == str(round_money(Fraction(1, 1024) * 600 * Fraction(2, 1000)))
+    assert any(w.startswith("1 task(s) use default object facts") for w in r["warnings"])

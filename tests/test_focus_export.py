@@ -86,7 +86,16 @@ def test_csv_export_text(store, tmp_path):
     first = rows[0]
     assert first["ChargePeriodStart"] == "2025-07-31T16:00:00Z"
     assert first["Tags"] == '{"synthetic": "true", "team": "catalog"}'
-    assert first["BilledCost"] == "0.6" and first["PricingQuantity"] == "1200" and first["ConsumedUnit"] == "calls"
+    assert first["BilledCost"] == "0.6" and first["PricingQuantity"] == "1.2" and first["PricingUnit"] == "1000 Calls"
+    assert first["ListUnitPrice"] == "0.5" and first["ConsumedQuantity"] == "1200" and first["ConsumedUnit"] == "Calls"
+    assert first["x_costkit_usage"] == "1200" and first["x_costkit_usage_unit"] == "次"
+    # ListUnitPrice x PricingQuantity = ListCost wherever the bill states a list price
+    for r in rows:
+        if r["ListUnitPrice"]:
+            assert Decimal(r["ListUnitPrice"]) * Decimal(r["PricingQuantity"]) == Decimal(r["ListCost"]), r
+    units = {r["x_costkit_billing_item_code"]: (r["PricingUnit"], r["ConsumedUnit"]) for r in rows}
+    assert units["GetRequest"] == ("10000 Requests", "Requests") and units["Storage"] == ("GB-Hours", "GB-Hours")
+    assert units["NetworkOut"] == ("GB", "GB")
     put = [r for r in rows if r["x_costkit_billing_item_code"] == "PutRequest"][0]
     assert put["BilledCost"] == "0.0012"
     assert all(r["BillingCurrency"] == "CNY" and r["x_costkit_source"] == "billed" for r in rows)
