@@ -230,6 +230,9 @@ def _classify(e: BaseException):
     if isinstance(e, ServerException):
         return True, e.retry_after, False
     if isinstance(e, (DaraUnretryable, TeaUnretryable)):
+        from alibabacloud_credentials.exceptions import CredentialException
+        if isinstance(getattr(e, "inner_exception", None), CredentialException):
+            return False, None, False  # no credentials: retrying will not find any
         return True, None, False   # non-JSON gateway page, dropped or refused connection, timeout
     if isinstance(e, TeaException):
         status = getattr(e, "status_code", None) or getattr(e, "statusCode", None)
@@ -248,8 +251,10 @@ def _classify(e: BaseException):
 def _fatal_message(what: str, e: BaseException) -> str:
     from alibabacloud_credentials.exceptions import CredentialException
 
-    if isinstance(e, CredentialException):
-        return f"{what}: no usable Alibaba Cloud credentials ({_short(e, 200)})"
+    inner = getattr(e, "inner_exception", None)
+    if isinstance(e, CredentialException) or isinstance(inner, CredentialException):
+        return (f"{what}: no usable Alibaba Cloud credentials (set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                f"ALIBABA_CLOUD_ACCESS_KEY_SECRET, a CLI profile or a RAM role): {_short(inner or e, 160)}")
     msg = f"{what} failed: {_describe(e)}"
     code = str(getattr(e, "code", "") or "")
     if code.startswith(_CREDENTIAL_CODES):
@@ -526,6 +531,8 @@ def _plan(store, region, project, since, until, now, concurrency, warn) -> _Plan
     checkpoint = store.get_checkpoint(region, project)
     checkpoint = checkpoint.astimezone(UTC) if checkpoint is not None else None
     last_ok = _last_collected_until(store, region, project)
+    if last_ok is not None and checkpoint is not None:
+        last_ok = max(last_ok, checkpoint)  # a failed run may still have stored a prefix durably
     if last_ok is not None and now - last_ok > RETENTION_WARNING:
         lost_until = now - RETENTION
         if lost_until > last_ok:

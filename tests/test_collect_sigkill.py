@@ -77,3 +77,18 @@ def test_sigkill_mid_collection_then_rerun_stores_the_server_set_exactly(tmp_pat
         assert con.execute("SELECT count(*) - count(DISTINCT (region, project, task_id)) FROM tasks").fetchone()[0] == 0
     finally:
         con.close()
+
+
+def test_missing_credentials_is_a_clear_error_without_retries(tmp_path):
+    # The default chain with nothing to find: no keys, no CLI profile (HOME is empty), no metadata probe.
+    env = {k: v for k, v in child_env().items() if not k.startswith("ALIBABA_CLOUD_ACCESS")}
+    env.update(HOME=str(tmp_path), ALIBABA_CLOUD_ECS_METADATA_DISABLED="true")
+    env.pop("ALIBABA_CLOUD_PROFILE", None)
+    env.pop("ALIBABA_CLOUD_CREDENTIALS_FILE", None)
+    with IMMServer([]) as srv:
+        r = subprocess.run([sys.executable, "-m", "costkit.cli", "--store", str(tmp_path / "s.duckdb"), "collect",
+                            "--region", "cn-test", "--project", "p1", "--endpoint", srv.endpoint],
+                           env=env, capture_output=True, text=True, timeout=60)
+        assert srv.request_count("ListTasks") == 0
+    assert r.returncode == 1
+    assert "no usable Alibaba Cloud credentials" in r.stderr and "gave up" not in r.stderr

@@ -18,8 +18,8 @@ def register(group: click.Group) -> None:
     @click.option("--region", required=True, help="IMM region, e.g. cn-hangzhou.")
     @click.option("--project", "projects", multiple=True, help="IMM project (repeatable).")
     @click.option("--all-projects", is_flag=True, help="Every project of the region (ListProjects).")
-    @click.option("--since", help="Window start, ISO 8601 with offset (default: last checkpoint - 2 h, "
-                                  "or 7 days back for a new project).")
+    @click.option("--since", help="Window start, ISO 8601 with offset (default: the last checkpoint - 2 h; "
+                                  "for a new project, all that IMM still lists, i.e. 7 days).")
     @click.option("--until", help="Window end, ISO 8601 with offset (default: now).")
     @click.option("--endpoint", help="http://host:port, https://host, or a host name (https); "
                                      "default imm.<region>.aliyuncs.com.")
