@@ -64,7 +64,8 @@ def main(argv=None) -> int:
     ap.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     args = ap.parse_args(argv)
 
-    print(f"nproc {os.cpu_count()}; {args.tasks} tasks over {args.days:g} days; {args.latency_ms:g} ms per page; "
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"nproc {os.cpu_count()} (load average {load}); {args.tasks} tasks over {args.days:g} days; {args.latency_ms:g} ms per page; "
           f"concurrency {args.concurrency}", flush=True)
     proc, endpoint = start_server(args.tasks, args.days, args.latency_ms)
     try:

@@ -220,7 +220,7 @@ class IMMServer:
         self.projects = projects            # None: the projects that tasks mention
         self.now = now                      # None: the wall clock; a datetime or a callable
         self.retention = retention
-        self.latency = latency              # seconds per ListTasks page
+        self.latency = latency              # seconds per ListTasks page, or a function of the params
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.duplicate_across_pages = duplicate_across_pages
@@ -584,7 +584,9 @@ class _Handler(BaseHTTPRequestHandler):
             if handler is None:
                 raise ApiError(400, "InvalidAction.NotFound", f"Specified api {action} is not found.")
             if action == "ListTasks" and imm.latency:
-                time.sleep(imm.latency)
+                delay = imm.latency(params) if callable(imm.latency) else imm.latency
+                if delay:
+                    time.sleep(delay)
             self._json(200, handler(imm, params))
         except ApiError as e:
             self._error(e.status, e.code, e.message, e.headers)
