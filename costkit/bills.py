@@ -724,6 +724,11 @@ def _empty_lines() -> pd.DataFrame:
 
 BSS_ENDPOINT = "business.aliyuncs.com"
 BSS_ENDPOINT_INTL = "business.ap-southeast-1.aliyuncs.com"
+
+
+def default_bss_endpoint(region: str) -> str:
+    """The China site's endpoint for cn-* regions, else the international site's (Singapore)."""
+    return f"https://{BSS_ENDPOINT if str(region).startswith('cn-') else BSS_ENDPOINT_INTL}"
 PAGE_SIZE = 300                   # DescribeInstanceBill's maximum MaxResults
 
 
@@ -750,7 +755,7 @@ def make_bss_client(endpoint: str | None, *, region: str = "cn-hangzhou", creden
 
     from .collect import parse_endpoint
 
-    host, protocol = parse_endpoint(endpoint or f"https://{BSS_ENDPOINT}", region)
+    host, protocol = parse_endpoint(endpoint or default_bss_endpoint(region), region)
     kw = dict(endpoint=host, protocol=protocol, region_id=region, connect_timeout=5_000, read_timeout=60_000)
     if credentials is None:
         from alibabacloud_credentials.client import Client as CredClient
@@ -818,7 +823,7 @@ def fetch_bill_lines(month: str, *, endpoint: str | None = None, product_codes=(
         raise BadInput(f"must be 1..{PAGE_SIZE}, got {page_size}", field="page size")
     retry = retry or BillRetry()
     client = make_bss_client(endpoint, region=region, credentials=credentials)
-    origin = endpoint or f"https://{BSS_ENDPOINT}"
+    origin = endpoint or default_bss_endpoint(region)
     lines: list[BillLine] = []
     account_id = account_name = None
     for product in (list(product_codes) or [None]):

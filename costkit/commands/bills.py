@@ -56,11 +56,13 @@ def import_bill_cmd(ctx, file, month, currency, mapping_file):
 
 @click.command("fetch-bill")
 @click.option("--month", required=True, help="Billing cycle YYYY-MM (UTC+8; the API keeps 18 months).")
-@click.option("--endpoint", help="http://host:port, https://host or a host name (default business.aliyuncs.com; "
-                                 "international site: business.ap-southeast-1.aliyuncs.com).")
+@click.option("--endpoint", help="http://host:port, https://host or a host name (default: business.aliyuncs.com "
+                                 "for cn-* regions, else the international site's business.ap-southeast-1."
+                                 "aliyuncs.com).")
 @click.option("--product-code", "product_codes", multiple=True,
               help="Only this ProductCode (repeatable), e.g. oss, imm. Default: every product.")
-@click.option("--region", default="cn-hangzhou", show_default=True, help="Region id for the SDK client.")
+@click.option("--region", default="cn-hangzhou", show_default=True,
+              help="Region id for the SDK client (ap-southeast-1 etc. selects the international site).")
 @MAPPING_OPTION
 @click.pass_context
 def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
