@@ -507,6 +507,9 @@ def run_inventory(store, *, region: str | None = None, endpoint: str | None = No
                 fact.archive_direct_read, fact.archive_direct_read_source = bool(adr.enabled), "api"
         except oss2.exceptions.OssError:
             pass
+        except RuntimeFailure as e:   # optional fact: fall back to the configuration, say so
+            with count_lock:
+                summary.warnings.append(f"{e}; Archive direct read of bucket {name} taken from the settings")
         if fact.archive_direct_read is None:
             if "archive_direct_read" in conf:
                 fact.archive_direct_read, fact.archive_direct_read_source = conf["archive_direct_read"], "config"

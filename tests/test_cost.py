@@ -265,7 +265,14 @@ def test_engine_matches_naive_reference_on_a_random_history(store, prices):
         write_facts(store, [f], when)
         store._con.execute("UPDATE objects SET size = ?, storage_class = ? WHERE uri = ?",
                            [f.size, f.storage_class, f.uri])
-    s = parse_settings({"accelerated_gb_per_task": "0.1", "target_retention_days": 20})
+    changes = [  # the settings' prices: a mid-month change of storage and GET prices (hour boundaries)
+        {"item": "oss.Storage", "selectors": {"storage_class": "Standard", "redundancy": "LRS"}, "unit": "GB-month",
+         "price": "1.5", "currency": "CNY", "effective_from": "2025-09-15T10:00:00+08:00", "confidence": "contract",
+         "source": "test"},
+        {"item": "oss.GetRequest", "selectors": {"storage_class": "IA"}, "unit": "10000 requests", "price": "7",
+         "currency": "CNY", "effective_from": "2025-09-20T00:00:00Z", "effective_to": "2025-10-02T05:00:00+08:00",
+         "confidence": "contract", "source": "test"}]
+    s = parse_settings({"accelerated_gb_per_task": "0.1", "target_retention_days": 20, "prices": changes})
     for month in ("2025-08", "2025-09", "2025-10"):
         p = parse_period(month)
         r = price_history(store, p, prices_file=prices, settings=s)

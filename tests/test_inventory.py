@@ -250,3 +250,14 @@ def test_cli_inventory(srv, tmp_path):
     r = CliRunner().invoke(main, ["--store", path, "inventory", "--endpoint", srv.endpoint], obj=obj)
     assert r.exit_code == 1 and "oss://src/b/9.jpg" in r.output and "AccessDenied" in r.output
     assert json  # imported for symmetry with the cost tests
+
+
+def test_direct_read_call_failing_for_good_falls_back_to_settings(srv, store):
+    srv.add_bucket("flaky", archive_direct_read=True)
+    srv.put("flaky", "k.jpg", 1, "Archive")
+    store.upsert_tasks([task(1, ["oss://flaky/k.jpg"], None)], seen_at=datetime.now(UTC))
+    srv.add_fault("adr", status=500, code="InternalError", times=10)
+    s = inv(store, srv, settings=parse_settings({"buckets": {"flaky": {"archive_direct_read": False}}}))
+    b = buckets_frame(store).iloc[0]
+    assert (b.archive_direct_read, b.archive_direct_read_source) == (False, "config")
+    assert any("flaky" in w and "GetBucketArchiveDirectRead" in w for w in s.warnings) and s.found == 1
