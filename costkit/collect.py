@@ -53,7 +53,7 @@ INGEST_BATCH = 2000                        # tasks per store transaction at most
 INGEST_WAIT = 0.05                         # ...gathered for at most this long (a commit costs ~10 ms)
 RUN_KIND = "listtasks"
 CONNECT_TIMEOUT_MS = 5_000
-READ_TIMEOUT_MS = 30_000
+READ_TIMEOUT_MS = 10_000                  # the SDK default; a hung reply is retried
 
 
 @dataclass
