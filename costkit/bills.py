@@ -121,7 +121,12 @@ def _norm_header(text: str) -> str:
     return re.sub(r"[\s_\-/()（）·.:：]+", "", t)
 
 
+# Detailed bill files (详单) carry the usage start instead of a billing day: the day is read from it.
+_USAGE_START_ALIASES = ("UsageStartTime", "使用开始时间", "用量开始时间", "消费时间", "Usage Start Time")
+
 _ALIAS_INDEX: dict[str, str] = {}
+for _a in _USAGE_START_ALIASES:
+    _ALIAS_INDEX[_norm_header(_a)] = "UsageStartTime"
 for _f in CANONICAL_FIELDS:
     _ALIAS_INDEX.setdefault(_norm_header(_f), _f)
 for _f, _aliases in HEADER_ALIASES.items():
@@ -323,7 +328,8 @@ def _decode(data: bytes, path) -> tuple[str, str]:
         raise BadInput(f"not UTF-8 or GB18030 text (byte {e.start})", path=path) from None
 
 
-_REQUIRED_ONE_OF = (("BillingDate",), ("BillingItem", "BillingItemCode"), ("PretaxAmount", "PretaxGrossAmount"))
+_REQUIRED_ONE_OF = (("BillingDate", "UsageStartTime"), ("BillingItem", "BillingItemCode"),
+                    ("PretaxAmount", "PretaxGrossAmount"))
 _TOTAL_WORDS = {"合计", "总计", "total", "sum", "小计", "subtotal"}
 
 
@@ -396,6 +402,8 @@ def read_bill_csv(path, *, month: str | None = None, currency: str | None = None
         values: dict = {}
         for f in CANONICAL_FIELDS:
             i = index.get(f)
+            if f == "BillingDate" and i is None:
+                i = index.get("UsageStartTime")   # 2025-08-01 13:00:00 (UTC+8) -> billing day 2025-08-01
             cell = row[i] if i is not None and i < len(row) else None
             col = header[i] if i is not None else f
             try:
@@ -431,6 +439,8 @@ def _complete(values: dict, *, path, line, want_month, currency, language, heade
     def col(f):
         if index is not None and f in index:
             return header[index[f]]
+        if index is not None and f == "BillingDate" and "UsageStartTime" in index:
+            return header[index["UsageStartTime"]]
         return f
     d = values.get("BillingDate")
     if d is None:

@@ -277,3 +277,16 @@ def test_product_names_that_contain_the_rule_name_match():
     f = map_lines(pd.DataFrame(rows), load_mapping())
     assert f["item"].tolist() == ["imm.ImageSplicing", "imm.ImageSplicing", None]
     assert "not its products" in f["note"].tolist()[2]
+
+
+def test_detailed_bill_file_without_billing_day_uses_the_usage_start(tmp_path):
+    p = tmp_path / "detail.csv"
+    p.write_text("BillingCycle,ProductCode,BillingItemCode,UsageStartTime,UsageEndTime,PretaxGrossAmount,"
+                 "PretaxAmount,Usage,UsageUnit,Currency\n"
+                 "2025-08,imm,ImageSplicing,2025-08-31 23:00:00,2025-09-01 00:00:00,0.05,0.05,100,次,CNY\n",
+                 encoding="utf-8")
+    r = run(tmp_path / "s.duckdb", "import-bill", str(p))
+    assert r.exit_code == 0, r.stderr
+    df = _lines(tmp_path / "s.duckdb")
+    assert df["billing_date"].tolist()[0].isoformat() == "2025-08-31"
+    assert df["usage"].tolist() == [Decimal(100)]
