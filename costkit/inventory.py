@@ -1,7 +1,8 @@
 """OSS object and bucket facts for the stored tasks (`costkit inventory`), cached in the store.
 
-For every source and target URI (`oss://bucket/key`) that the stored tasks reference and that the store does
-not know yet (or checked longer ago than `max_age`), the inventory reads through oss2 2.19.1: the size, the
+For every source and target URI (`oss://bucket/key`) that the stored tasks reference (targets of Succeeded
+tasks only: a failed task wrote none) and that the store does not know yet (or checked longer ago than
+`max_age`), the inventory reads through oss2 2.19.1: the size, the
 storage class (`x-oss-storage-class`), Last-Modified, the restore state (`x-oss-restore`) and whether the
 object is gone. Per bucket it records GetBucketInfo's location, default storage class, redundancy and
 transfer acceleration, and Archive direct read from GetBucketArchiveDirectRead where the endpoint exposes
@@ -322,7 +323,8 @@ class _Prices:
 
 def pending_uris(store, *, region: str | None = None, max_age: timedelta | None = None,
                  now: datetime | None = None):
-    """[(uri, task region)] referenced by the stored tasks and unknown (or checked before now - max_age)."""
+    """[(uri, task region, cached class)] that the stored tasks reference (every source; the targets of
+    Succeeded tasks: a failed task wrote none) and that are unknown or were checked before now - max_age."""
     now = now or datetime.now(UTC)
     where = "WHERE region = $region" if region else ""
     stale = "o.uri IS NULL" + (" OR o.checked_at < $cutoff" if max_age is not None else "")
@@ -335,7 +337,7 @@ def pending_uris(store, *, region: str | None = None, max_age: timedelta | None 
         WITH refs AS (
             SELECT region, unnest(sources).uri AS uri FROM tasks {where}
             UNION ALL
-            SELECT region, target_uri FROM tasks {where}
+            SELECT region, target_uri FROM tasks WHERE status = 'Succeeded' {where.replace('WHERE', 'AND')}
         ), u AS (
             SELECT uri, min(region) AS region FROM refs WHERE uri IS NOT NULL GROUP BY uri
         )
@@ -470,10 +472,10 @@ def run_inventory(store, *, region: str | None = None, endpoint: str | None = No
         cache = getattr(local, "buckets", None)
         if cache is None:
             cache = local.buckets = {}
-        c = cache.get(name)
+        url = endpoint_for(endpoint, bucket_region.get(name), location)
+        c = cache.get((name, url))
         if c is None:
-            url = endpoint_for(endpoint, bucket_region.get(name), location)
-            c = cache[name] = oss2.Bucket(auth, url, name, connect_timeout=CONNECT_TIMEOUT)
+            c = cache[(name, url)] = oss2.Bucket(auth, url, name, connect_timeout=CONNECT_TIMEOUT)
         return c
 
     # --- bucket facts --------------------------------------------------------------------------
