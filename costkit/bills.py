@@ -7,7 +7,8 @@ or English headers map onto them (`HEADER_ALIASES`). In the store each field is 
 - CSV cells are parsed from their text (`parse_amount`: thousands separators and currency symbols are
   stripped only where unambiguous; anything else is bad input naming the file, line and column);
 - the API's float fields (PretaxGrossAmount, InvoiceDiscount, ...) are converted through `repr`, i.e. the
-  shortest decimal text that round-trips the wire value, never through float arithmetic.
+  shortest decimal text that round-trips the wire value, never through float arithmetic;
+- a value with more than 18 decimals (such as the float 1.6666666666666667e-05) is rounded half-up at 1e-18.
 
 Billing days are Asia/Shanghai (UTC+8): `billing_date` is a DATE in that zone, the month is `YYYY-MM`.
 
@@ -26,7 +27,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -194,10 +195,8 @@ def _fit(d: Decimal, original) -> Decimal:
     if d != 0 and d.adjusted() >= 38 - SCALE:
         raise ValueError(f"too large: {original!r}")
     if d.as_tuple().exponent < -SCALE:
-        q = d.quantize(Decimal(1).scaleb(-SCALE))
-        if q != d:
-            raise ValueError(f"more than {SCALE} decimal places: {original!r}")
-        d = q
+        # e.g. a wire float 1.6666666666666667e-05: kept to 18 decimals (the store's scale), half-up
+        d = d.quantize(Decimal(1).scaleb(-SCALE), rounding=ROUND_HALF_UP)
     return d
 
 
