@@ -149,8 +149,9 @@ def parse_endpoint(endpoint: str | None, region: str) -> tuple[str, str]:
 
 
 def make_client(region: str, endpoint: str | None, credentials=None):
-    """An IMM SDK client. `credentials`: None for the default Alibaba Cloud chain, or a dict/tuple of
-    static keys (access_key_id, access_key_secret[, security_token])."""
+    """An IMM SDK client. `credentials`: None for the default Alibaba Cloud chain, a credentials client
+    (`alibabacloud_credentials.client.Client`), or static keys as a dict or tuple
+    (access_key_id, access_key_secret[, security_token])."""
     from alibabacloud_imm20200930.client import Client
     from alibabacloud_tea_openapi.models import Config
 
@@ -163,6 +164,8 @@ def make_client(region: str, endpoint: str | None, credentials=None):
             kw["credential"] = CredClient()
         except Exception as e:  # the chain found nothing usable
             raise RuntimeFailure(f"no Alibaba Cloud credentials: {_short(e)}") from None
+    elif hasattr(credentials, "get_credential"):  # a credentials client (e.g. from a custom chain)
+        kw["credential"] = credentials
     else:
         if isinstance(credentials, dict):
             ak, sk, token = (credentials.get("access_key_id"), credentials.get("access_key_secret"),
@@ -381,6 +384,8 @@ def collect(store, *, region: str, projects=None, all_projects: bool = False, si
         raise BadInput("a region is required", field="--region")
     if concurrency < 1 or concurrency > 64:
         raise BadInput(f"must be between 1 and 64, got {concurrency}", field="--concurrency")
+    if isinstance(projects, str):
+        projects = [projects]
     projects = [p for p in (projects or []) if p]
     if all_projects and projects:
         raise BadInput("give --project or --all-projects, not both")

@@ -236,6 +236,7 @@ class IMMServer:
         self._gen = 0
         self._host, self._port = host, port
         self._httpd: ThreadingHTTPServer | None = None
+        self._stopped = False
         self._conns: set = set()
         self._thread: threading.Thread | None = None
 
@@ -247,6 +248,7 @@ class IMMServer:
             imm = server
 
         self._httpd = ThreadingHTTPServer((self._host, self._port), Handler)
+        self._stopped = False
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="imm-server", daemon=True)
@@ -254,7 +256,8 @@ class IMMServer:
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
+        if self._httpd is not None and not self._stopped:
+            self._stopped = True
             self._httpd.shutdown()
             self._httpd.server_close()
             # Keep-alive connections outlive serve_forever: close them so a stopped server answers nothing.
