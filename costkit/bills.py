@@ -503,6 +503,9 @@ def parse_api_items(items: list[dict], *, origin: str, month: str, account_id=No
                 raise RuntimeFailure(f"{origin}: DescribeInstanceBill item {n}: {f}: {e}") from None
         if values.get("BillingCycle") is None:
             values["BillingCycle"] = month
+        if values.get("Currency") is None and values.get("ListPriceUnit"):
+            from .billmap import split_price_unit
+            values["Currency"] = split_price_unit(values["ListPriceUnit"])[0]
         if values.get("BillAccountID") is None and account_id:
             values["BillAccountID"] = str(account_id)
         if values.get("BillAccountName") is None and account_name:
