@@ -301,6 +301,7 @@ def _tgt_ctes(by: str, model: Model, ids: bool = False) -> str:
     """CTEs `v`, `x` (materialised): every finished task up to the period's end with its target's facts (or
     defaults), billable bytes, deletion hour `d` (NULL = kept) and the usage-model coefficients."""
     ids_cols = "task_id, project, " if ids else ""
+    ids_v = "v.task_id, v.project, " if ids else ""
     cfg_join = ""
     cls_cfg = red_cfg = ""
     if model.buckets:
@@ -315,7 +316,8 @@ def _tgt_ctes(by: str, model: Model, ids: bool = False) -> str:
                        OVER (PARTITION BY target_uri, status ORDER BY end_time, rowid) AS next_h
             FROM tasks WHERE status IN ('Succeeded', 'Failed') AND end_time < $p1
         ), x0 AS (
-            SELECT v.*, (o.size IS NULL) AS unknown,
+            SELECT v.tid, {ids_v}v.tg, v.status, v.end_time, v.c, v.target_uri IS NOT NULL AS has_target,
+                   (o.size IS NULL) AS unknown,
                    coalesce(o.size, $tgt_bytes) AS size,
                    CASE WHEN o.size IS NOT NULL AND o.storage_class IN {_CLS_OK} THEN o.storage_class
                         WHEN b.storage_class IN {_CLS_OK} THEN b.storage_class
@@ -333,7 +335,7 @@ def _tgt_ctes(by: str, model: Model, ids: bool = False) -> str:
             SELECT x0.*, CASE WHEN del_h IS NOT NULL THEN greatest(c, del_h) END AS d,
                    greatest(size, k.floor_bytes) AS bb, k.min_hours, k.put,
                    end_time >= $p0 AS in_period,
-                   status = 'Succeeded' AND target_uri IS NOT NULL AS stored
+                   status = 'Succeeded' AND has_target AS stored
             FROM x0 JOIN _tgt_coef k ON k.cls = x0.cls
         )"""
 
