@@ -49,7 +49,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .errors import BadInput
-from .forecast import CONFIDENT, _profile
+from .forecast import CONFIDENT, _plain, _profile
 from .money import ZERO, fmt_quantity, round_money
 from .pricebook import ITEM_KEYS, ITEMS, STORAGE_CLASSES, UNITS, load_price_book
 from .pricing import Pricer
@@ -569,10 +569,11 @@ def price_history(store, period: Period, *, by: str = "item", settings=None, pri
         "total": str(total),
         "groups": groups,
         "prices": [e.to_dict() for e in priced.pricer.used_entries()],
-        "assumptions": {"usage": {k: str(v) if not isinstance(v, dict) else {a: str(b) for a, b in v.items()}
-                                  for k, v in settings.splice.usage.items()},
-                        "requests": dict(settings.splice.requests),
-                        "accelerated_gb_per_task": str(settings.splice.accelerated_gb_per_task),
+        "assumptions": {"usage": _plain(dict(settings.splice.usage)), "requests": dict(settings.splice.requests),
+                        "accelerated_gb_per_task": _plain(settings.splice.accelerated_gb_per_task),
+                        "defaults": {k: _plain(getattr(settings.splice, k)) for k in (
+                            "source_size_mb", "source_storage_class", "archive_direct_read", "target_size_mb",
+                            "target_storage_class", "target_redundancy", "target_retention_days")},
                         "settings_file": settings.path},
         "warnings": _warnings(agg, priced, model),
     }

@@ -327,6 +327,11 @@ def test_cli_cost_formats(tmp_path, prices):
     data = json.loads(r.stdout)
     assert data["total"] == "2.25" and data["tasks"] == 2 and data["failed"] == 1   # 2.23 + t2's 2 GETs (0.02)
     assert data["period"]["label"] == "2025-09"
+    assert data["assumptions"]["usage"]["charge_failed_splices"] is False
+    r = run(main, ["--store", path, "cost", "--since", "2025-09-01", "--until", "2025-10-01T00:00:00+08:00",
+                   "--prices", prices, "--format", "json", "--out", str(tmp_path / "r.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "r.json").read_text())["items"] == data["items"]
     r = run(main, ["--store", path, "cost", "--month", "2025-09", "--prices", prices, "--by", "project",
                    "--format", "json"])
     groups = {g["group"]: g for g in json.loads(r.stdout)["groups"]}
