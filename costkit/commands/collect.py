@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from ..collect import DEFAULT_CONCURRENCY
 from ..errors import BadInput
 from ..timeutil import parse_instant
 
@@ -23,7 +24,8 @@ def register(group: click.Group) -> None:
     @click.option("--until", help="Window end, ISO 8601 with offset (default: now).")
     @click.option("--endpoint", help="http://host:port, https://host, or a host name (https); "
                                      "default imm.<region>.aliyuncs.com.")
-    @click.option("--concurrency", type=int, default=4, show_default=True, help="Parallel ListTasks slices.")
+    @click.option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, show_default=True,
+                  help="ListTasks slices fetched in parallel.")
     @click.pass_context
     def collect_cmd(ctx, region, projects, all_projects, since, until, endpoint, concurrency):
         """Collect ImageSplicing tasks from IMM ListTasks into the store (credentials: the Alibaba Cloud
