@@ -174,7 +174,9 @@ class _ChainProvider:
         try:
             c = self._client.get_credential()
         except Exception as e:
-            raise RuntimeFailure(f"no usable Alibaba Cloud credentials: {type(e).__name__}") from None
+            raise RuntimeFailure(f"no usable Alibaba Cloud credentials ({type(e).__name__}): set "
+                                 "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or configure "
+                                 "the Alibaba Cloud credentials chain") from None
         return oss2.credentials.Credentials(c.access_key_id, c.access_key_secret, c.security_token or "")
 
 

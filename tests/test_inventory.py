@@ -261,3 +261,16 @@ def test_direct_read_call_failing_for_good_falls_back_to_settings(srv, store):
     b = buckets_frame(store).iloc[0]
     assert (b.archive_direct_read, b.archive_direct_read_source) == (False, "config")
     assert any("flaky" in w and "GetBucketArchiveDirectRead" in w for w in s.warnings) and s.found == 1
+
+
+def test_cli_default_credential_chain_from_environment(srv, tmp_path):
+    path = str(tmp_path / "s.duckdb")
+    srv.add_bucket("src")
+    srv.put("src", "a/1.jpg", 1)
+    with Store.open(path) as st:
+        st.upsert_tasks([task(1, ["oss://src/a/1.jpg"], None)], seen_at=datetime.now(UTC))
+    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": TEST_AK, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": TEST_SK,
+           "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
+    r = CliRunner().invoke(main, ["--store", path, "inventory", "--endpoint", srv.endpoint], env=env)
+    assert r.exit_code == 0, r.output
+    assert "1 objects (1 found" in r.output and TEST_SK not in r.output
