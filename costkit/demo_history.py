@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from .collect import collect
 from .testing.imm_server import (TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, IMMServer, fmt_time, parse_time,
                                  synthetic_month_tasks)
-from .timeutil import add_months, month_start, parse_month
+from .timeutil import SHANGHAI, add_months, month_start, parse_month
 
 UTC = timezone.utc
 SYNTHETIC_PROJECT = "demo-synthetic"
@@ -46,8 +46,12 @@ class SyntheticCollection:
 
 def run_synthetic_collection(store_path, month: str = "2025-08", *, region: str = SYNTHETIC_REGION,
                              project: str = SYNTHETIC_PROJECT, per_day: int = 120,
-                             concurrency: int = 2) -> SyntheticCollection:
-    """Collect a synthetic month into the store at `store_path` (a path, or an open `Store`)."""
+                             concurrency: int = 2, skip_runs=()) -> SyntheticCollection:
+    """Collect a synthetic month into the store at `store_path` (a path, or an open `Store`).
+
+    `skip_runs`: billing days (YYYY-MM-DD, UTC+8) whose daily run does not happen (a collector outage). An
+    outage longer than IMM's 7-day retention really loses tasks, and the next run warns about the window.
+    """
     year, mon = parse_month(month)
     tasks = synthetic_month_tasks(month, project=project, per_day=per_day)
     result = SyntheticCollection(month, region, project,
@@ -59,11 +63,11 @@ def run_synthetic_collection(store_path, month: str = "2025-08", *, region: str 
     srv = IMMServer(tasks, now=start, record_requests=False).start()
     try:
         if hasattr(store_path, "upsert_tasks"):
-            _collect_month(store_path, srv, result, start, end, concurrency)
+            _collect_month(store_path, srv, result, start, end, concurrency, set(skip_runs))
         else:
             from .store import Store
             with Store.open(store_path) as store:
-                _collect_month(store, srv, result, start, end, concurrency)
+                _collect_month(store, srv, result, start, end, concurrency, set(skip_runs))
     finally:
         srv.stop()
     result.seconds = time.monotonic() - t0
@@ -71,7 +75,7 @@ def run_synthetic_collection(store_path, month: str = "2025-08", *, region: str 
 
 
 def _collect_month(store, srv: IMMServer, result: SyntheticCollection, start: datetime, end: datetime,
-                   concurrency: int) -> None:
+                   concurrency: int, skip_runs: set = frozenset()) -> None:
     def run(now: datetime, since: datetime | None = None):
         srv.now = now
         s = collect(store, region=result.region, projects=[result.project], endpoint=srv.endpoint,
@@ -87,8 +91,9 @@ def _collect_month(store, srv: IMMServer, result: SyntheticCollection, start: da
     day = start + timedelta(days=1)
     first = True
     while day <= end:
-        run(day + timedelta(minutes=10), since=start - timedelta(hours=1) if first else None)
-        first = False
+        if day.astimezone(SHANGHAI).date().isoformat() not in skip_runs:
+            run(day + timedelta(minutes=10), since=start - timedelta(hours=1) if first else None)
+            first = False
         day += timedelta(days=1)
     # Splices still Running at the month's end finish; a later run records the final status.
     finish = end + timedelta(hours=1)

@@ -555,8 +555,9 @@ def price_history(store, period: Period, *, by: str = "item", settings=None, pri
     if by != "item":
         for gkey in sorted({g for g, _ in rounded}):
             gi = {k: rounded.get((gkey, k), ZERO) for k in ITEM_KEYS}
+            gq = {k: fmt_quantity(priced.quantities.get((gkey, k), 0)) for k in ITEM_KEYS}
             groups.append({"group": _group_label(by, gkey), "items": {k: str(v) for k, v in gi.items()},
-                           "total": str(sum(gi.values(), ZERO))})
+                           "quantities": gq, "total": str(sum(gi.values(), ZERO))})
     splices = quantities["imm.ImageSplicing"]
     return {
         "format_version": FORMAT_VERSION,
