@@ -264,13 +264,24 @@ def test_direct_read_call_failing_for_good_falls_back_to_settings(srv, store):
 
 
 def test_cli_default_credential_chain_from_environment(srv, tmp_path):
+    """The real chain reads the environment when it is imported: run the CLI in a child process."""
+    import os
+    import subprocess
+    import sys
     path = str(tmp_path / "s.duckdb")
     srv.add_bucket("src")
     srv.put("src", "a/1.jpg", 1)
     with Store.open(path) as st:
         st.upsert_tasks([task(1, ["oss://src/a/1.jpg"], None)], seen_at=datetime.now(UTC))
-    env = {"ALIBABA_CLOUD_ACCESS_KEY_ID": TEST_AK, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": TEST_SK,
-           "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
-    r = CliRunner().invoke(main, ["--store", path, "inventory", "--endpoint", srv.endpoint], env=env)
-    assert r.exit_code == 0, r.output
-    assert "1 objects (1 found" in r.output and TEST_SK not in r.output
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update(ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_AK, ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_SK,
+               ALIBABA_CLOUD_ECS_METADATA_DISABLED="true", NO_PROXY="127.0.0.1,localhost", HOME=str(tmp_path))
+    r = subprocess.run([sys.executable, "-m", "costkit.cli", "--store", path, "inventory", "--endpoint",
+                        srv.endpoint], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "1 objects (1 found" in r.stdout and TEST_SK not in r.stdout + r.stderr
+    env.pop("ALIBABA_CLOUD_ACCESS_KEY_ID")
+    env.pop("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    r = subprocess.run([sys.executable, "-m", "costkit.cli", "--store", path, "inventory", "--endpoint",
+                        srv.endpoint, "--max-age", "0"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "no usable Alibaba Cloud credentials" in r.stderr
