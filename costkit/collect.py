@@ -3,8 +3,9 @@
 How a collection runs:
 
 - **Window.** From the project's checkpoint minus `OVERLAP` (late status changes; also from the start of
-  the oldest task still Running in the store), or `NEW_PROJECT_LOOKBACK` back for a project never
-  collected (IMM lists 7 days, but whatever a server still lists is taken), until now. `--since`/`--until`
+  the oldest task still Running in the store), until now. A project never collected, or not fully
+  re-listed for `RECONCILE_EVERY`, is listed `NEW_PROJECT_LOOKBACK` back (IMM lists 7 days; whatever a
+  server still lists is taken): a daily reconciliation that catches anything an incremental run missed. `--since`/`--until`
   override it. IMM lists a task for 7 days only (`RETENTION`), so a window that starts earlier than that
   cannot be recovered: `collect` warns when the last successful run is more than `RETENTION_WARNING` old.
 - **Slices.** The window is cut into time slices (at most `MAX_SLICE`), fetched concurrently by worker
@@ -39,6 +40,7 @@ UTC = timezone.utc
 
 TASK_TYPE = "ImageSplicing"
 OVERLAP = timedelta(hours=2)               # re-read before the checkpoint: late Running -> Succeeded/Failed
+RECONCILE_EVERY = timedelta(hours=24)      # re-list all that IMM still lists at least this often
 NEW_PROJECT_LOOKBACK = timedelta(days=30)  # IMM lists 7 days; asking further costs one request
 RETENTION = timedelta(days=7)
 RETENTION_WARNING = timedelta(days=6)      # warn when the last successful run is older than this
@@ -551,7 +553,7 @@ def _plan(store, region, project, since, until, now, concurrency, warn) -> _Plan
                  f"tasks from then will drop out of ListTasks from {_fmt(last_ok + RETENTION)}.")
     if since is not None:
         start = since
-    elif checkpoint is not None:
+    elif checkpoint is not None and not _reconcile_due(store, region, project, now):
         start = checkpoint - OVERLAP
         start = min(start, _oldest_running(store, region, project, now) or start)
     else:
@@ -568,6 +570,26 @@ def _plan(store, region, project, since, until, now, concurrency, warn) -> _Plan
     # The run records only what IMM could still list, so coverage never claims a window it lost.
     recorded_start = min(max(start, now - RETENTION), end - timedelta(microseconds=1))
     return _Plan(project, recorded_start, end, query_end, slices, joins, checkpoint)
+
+
+def _reconcile_due(store, region, project, now) -> bool:
+    """True when no successful run re-listed the whole retention window in the last RECONCILE_EVERY."""
+    try:
+        df = store.runs_frame(region=region, project=project)
+        df = df[df["ok"].fillna(False).astype(bool)]
+        full = df[(df["window_end"] - df["window_start"]) >= _pd_timedelta(RETENTION - OVERLAP)]
+        if not len(full):
+            return True
+        t = full["window_end"].max().to_pydatetime()
+        t = t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+        return now - t >= RECONCILE_EVERY
+    except (AttributeError, KeyError):
+        return False
+
+
+def _pd_timedelta(td: timedelta):
+    import pandas as pd
+    return pd.Timedelta(td)
 
 
 def _last_collected_until(store, region, project) -> datetime | None:

@@ -342,3 +342,20 @@ def test_a_rejected_next_token_restarts_the_slice(imm, store_path, now):
     r = run_cli(store_path, "--project", "p1", "--endpoint", imm.endpoint, "--concurrency", "1")
     assert r.exit_code == 0, r.output
     assert stored(store_path) == served(imm, "p1") and imm.faults[0].fired == 1
+
+
+def test_a_late_task_is_caught_by_the_daily_reconciliation(imm, store_path, now):
+    imm.tasks += spread("p1", now, 30, hours=48)
+    kw = dict(region=REGION, projects=["p1"], endpoint=imm.endpoint, credentials=CREDS, retry=fast_retry())
+    with Store.open(store_path) as st:
+        collect(st, now=now, **kw)
+        # A task that shows up late, stamped long before the checkpoint's overlap.
+        late = make_task("p1", start=now - timedelta(hours=30))
+        imm.tasks.append(late)
+        imm.now = now + timedelta(hours=1)
+        s = collect(st, now=imm.now, **kw)            # incremental: from the checkpoint - 2 h
+        assert s.projects[0].window_start == now - timedelta(hours=2) and s.new == 0
+        imm.now = now + timedelta(hours=25)
+        s = collect(st, now=imm.now, **kw)            # a day after the last full listing: re-list it all
+        assert s.new == 1
+    assert stored(store_path) == served(imm, "p1")
