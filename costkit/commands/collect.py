@@ -20,7 +20,7 @@ def register(group: click.Group) -> None:
     @click.option("--project", "projects", multiple=True, help="IMM project (repeatable).")
     @click.option("--all-projects", is_flag=True, help="Every project of the region (ListProjects).")
     @click.option("--since", help="Window start, ISO 8601 with offset (default: the last checkpoint - 2 h; "
-                                  "for a new project, all that IMM still lists, i.e. 7 days).")
+                                  "all that IMM still lists, i.e. 7 days, for a new project and once a day).")
     @click.option("--until", help="Window end, ISO 8601 with offset (default: now).")
     @click.option("--endpoint", help="http://host:port, https://host, or a host name (https); "
                                      "default imm.<region>.aliyuncs.com.")
