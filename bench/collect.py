@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -99,5 +98,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    random.seed(0)
     sys.exit(main())
