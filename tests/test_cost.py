@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from costkit.cli import main
 from costkit.errors import BadInput
 from costkit.history_cost import cost_frames, parse_by, parse_period, price_history
-from costkit.inventory import Fact, write_facts, write_buckets, BucketFact
+from costkit.inventory import BucketFact, Fact, write_buckets, write_facts
 from costkit.settings import parse_settings
 from costkit.store import Store
 from costkit.testing.cost_reference import reference_cost

@@ -12,7 +12,7 @@ reads a database); `lookup="preload"` loads all facts into dicts first (fast eno
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from fractions import Fraction
 
 from ..forecast import _profile
@@ -154,4 +154,4 @@ def reference_cost(store, period, *, settings=None, prices_file=None, lookup: st
             "succeeded": n_ok, "splices": splices}
 
 
-__all__ = ["reference_cost", "timedelta"]
+__all__ = ["reference_cost"]
