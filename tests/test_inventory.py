@@ -283,3 +283,14 @@ def test_cli_default_credential_chain_from_environment(srv, tmp_path):
     r = subprocess.run([sys.executable, "-m", "costkit.cli", "--store", path, "inventory", "--endpoint",
                         srv.endpoint, "--max-age", "0"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "no usable Alibaba Cloud credentials" in r.stderr
+
+
+def test_sts_token_is_sent_and_checked(store):
+    with OSSServer(security_token="sts-token") as srv:
+        srv.add_bucket("src")
+        srv.put("src", "a.jpg", 3)
+        store.upsert_tasks([task(1, ["oss://src/a.jpg"], None)], seen_at=datetime.now(UTC))
+        with pytest.raises(RuntimeFailure, match="InvalidSecurityToken"):
+            run_inventory(store, endpoint=srv.endpoint, credentials=CREDS, retry=FAST)
+        s = run_inventory(store, endpoint=srv.endpoint, credentials=(*CREDS, "sts-token"), retry=FAST)
+        assert s.found == 1
