@@ -680,11 +680,15 @@ def _fetch_slice(client, caller, region, plan: _Plan, index: int, put) -> None:
 
 def _normalise(region, plan: _Plan, index: int, tasks: list, last: bool) -> _Page:
     """Tasks of one page as records (in the worker thread, off the writer's path)."""
-    from .taskrecord import from_api_task, task_type_of
+    from .taskrecord import from_api_task
 
     page = _Page(plan, index, [], last, listed=len(tasks))
     for t in tasks:
-        if task_type_of(t) != TASK_TYPE:
+        kind = t.get("TaskType")
+        if not kind:
+            # The listing was filtered to TaskTypes=["ImageSplicing"]: an untyped task is one of ours.
+            t = dict(t, TaskType=TASK_TYPE)
+        elif kind != TASK_TYPE:
             page.skipped += 1  # the server ignored TaskTypes
             continue
         try:

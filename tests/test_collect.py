@@ -359,3 +359,22 @@ def test_a_late_task_is_caught_by_the_daily_reconciliation(imm, store_path, now)
         s = collect(st, now=imm.now, **kw)            # a day after the last full listing: re-list it all
         assert s.new == 1
     assert stored(store_path) == served(imm, "p1")
+
+
+def test_listed_tasks_without_a_task_type_are_kept_as_splices(imm, store_path, now):
+    # The listing is filtered to ImageSplicing, so an item that omits TaskType (and has an opaque id) is ours.
+    task = make_task("p1", start=now - timedelta(hours=2))
+    task["TaskId"] = "t-0001"
+    imm.tasks.append(task)
+    imm.omit_task_fields = {"TaskType"}
+    r = run_cli(store_path, "--project", "p1", "--endpoint", imm.endpoint)
+    assert r.exit_code == 0, r.output
+    assert stored(store_path) == {"t-0001": task["Status"]}
+
+
+def test_a_task_that_cannot_be_stored_is_reported_not_dropped_silently(imm, store_path, now):
+    task = make_task("p1", start=now - timedelta(hours=2))
+    task["Status"] = "Cancelled"  # not a documented status
+    imm.tasks.append(task)
+    r = run_cli(store_path, "--project", "p1", "--endpoint", imm.endpoint)
+    assert "warning: p1: 1 problem(s)" in r.stderr and task["TaskId"] in r.stderr

@@ -46,6 +46,11 @@ def register(group: click.Group) -> None:
                               **extra)
         if progress is not None:
             click.echo("", err=True)
+        for p in summary.projects:
+            # Records the collector could not store (e.g. an undocumented Status): never a silent loss.
+            if p.errors:
+                click.echo(f"costkit: warning: {p.project}: {len(p.errors)} problem(s), first: {p.errors[0]}",
+                           err=True)
         click.echo(summary.line())
 
 

@@ -224,6 +224,8 @@ class IMMServer:
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.duplicate_across_pages = duplicate_across_pages
+        # Fields left out of ListTasks items (a leaner or older API answer), e.g. {"TaskType"}.
+        self.omit_task_fields: set = set()
         self.verify_signature = verify_signature
         self.record_requests = record_requests
         self.faults: list[Fault] = []
@@ -438,7 +440,8 @@ class IMMServer:
         token = _encode_token(nxt) if nxt < len(selected) and page else ""
         with_def = params.get("RequestDefinition") is True
         return {"RequestId": _request_id(), "ProjectName": project, "MaxResults": max_results,
-                "NextToken": token, "Tasks": [_task_info(t, with_def) for t in page]}
+                "NextToken": token, "Tasks": [{k: v for k, v in _task_info(t, with_def).items() if k not in self.omit_task_fields}
+                          for t in page]}
 
     def get_task(self, params: dict) -> dict:
         project = self._check_project(params)
