@@ -70,3 +70,18 @@ def hours_between(a: datetime, b: datetime) -> int:
 def iso(dt: datetime | None) -> str | None:
     """ISO 8601 with offset, or None."""
     return None if dt is None else dt.isoformat()
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_instant_or_date(value, *, field: str = "timestamp") -> datetime:
+    """An option's time: ISO 8601 with an offset, or a date `YYYY-MM-DD` meaning 00:00 Asia/Shanghai
+    (the start of that billing day)."""
+    text = str(value).strip()
+    if _DATE.match(text):
+        try:
+            return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+        except ValueError:
+            raise BadInput(f"not a date: {value!r}", field=field) from None
+    return parse_instant(text, field=field)

@@ -7,11 +7,11 @@ import click
 
 from ..collect import DEFAULT_CONCURRENCY
 from ..errors import BadInput
-from ..timeutil import parse_instant
+from ..timeutil import parse_instant_or_date
 
 
 def _instant(value, name):
-    return None if value is None else parse_instant(value, field=name)
+    return None if value is None else parse_instant_or_date(value, field=name)
 
 
 def register(group: click.Group) -> None:
@@ -19,9 +19,9 @@ def register(group: click.Group) -> None:
     @click.option("--region", required=True, help="IMM region, e.g. cn-hangzhou.")
     @click.option("--project", "projects", multiple=True, help="IMM project (repeatable).")
     @click.option("--all-projects", is_flag=True, help="Every project of the region (ListProjects).")
-    @click.option("--since", help="Window start, ISO 8601 with offset (default: the last checkpoint - 2 h; "
+    @click.option("--since", help="Window start, ISO 8601 with offset or a date (00:00 Asia/Shanghai) (default: the last checkpoint - 2 h; "
                                   "all that IMM still lists, i.e. 7 days, for a new project and once a day).")
-    @click.option("--until", help="Window end, ISO 8601 with offset (default: now).")
+    @click.option("--until", help="Window end, ISO 8601 with offset or a date (default: now).")
     @click.option("--endpoint", help="http://host:port, https://host, or a host name (https); "
                                      "default imm.<region>.aliyuncs.com.")
     @click.option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, show_default=True,

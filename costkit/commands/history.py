@@ -4,30 +4,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from datetime import datetime
 
 import click
 
-from ..errors import BadInput
 from ..importers import KINDS, parse_files, store_parsed
 from ..store import Store
 from ..taskrecord import STATUSES
-from ..timeutil import SHANGHAI, parse_instant
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
+from ..timeutil import parse_instant_or_date
 
 def _instant(value: str | None, option: str) -> datetime | None:
     """An option's time: ISO 8601 with an offset, or a date meaning 00:00 in Asia/Shanghai (billing days)."""
-    if value is None:
-        return None
-    if _DATE.match(value.strip()):
-        try:
-            return datetime.fromisoformat(value.strip()).replace(tzinfo=SHANGHAI)
-        except ValueError:
-            raise BadInput(f"not a date: {value!r}", field=option) from None
-    return parse_instant(value, field=option)
+    return None if value is None else parse_instant_or_date(value, field=option)
 
 
 def _iso(ts) -> str | None:
