@@ -621,8 +621,9 @@ def _dec18(f: Fraction) -> str:
     return str(Decimal(n).scaleb(-LINE_SCALE))
 
 
-def _lines_sql(model: Model, bounds: list[int], hour_as_text: bool) -> str:
-    """One row per task, hour and item (exact integer sub-unit quantities, then scaled DECIMALs)."""
+def _lines_sql(model: Model, bounds: list[int], hour_as_text: bool, selectors: bool = False) -> str:
+    """One row per task, hour and item (exact integer sub-unit quantities, then scaled DECIMALs).
+    `selectors`: also the price selectors `storage_class` and `redundancy` (for the FOCUS export)."""
     accel = ""
     if model.accel_gb:   # a constant per task: its quantity and amount are precomputed in _prices
         accel = """
@@ -657,20 +658,20 @@ def _lines_sql(model: Model, bounds: list[int], hour_as_text: bool) -> str:
                coalesce(p.fixed_q, {qexpr}) AS quantity,
                p.unit, p.unit_price, p.currency,
                coalesce(p.fixed_amount, {aexpr}) AS amount,
-               p.price_source
+               p.price_source{", p.cls AS storage_class, p.red AS redundancy" if selectors else ""}
         FROM ev JOIN _prices p ON p.item = ev.item AND p.cls IS NOT DISTINCT FROM ev.cls
                                AND p.red IS NOT DISTINCT FROM ev.red AND p.seg = {_seg_sql('ev.h', bounds)}
         ORDER BY ev.h, ev.project, ev.task_id, ev.item"""
 
 
-def _lines_query(store, period, settings, prices_file, hour_as_text):
+def _lines_query(store, period, settings, prices_file, hour_as_text, selectors=False):
     settings, book, model, bounds = _context(store, period, settings, prices_file)
     con = store._con
     agg = _aggregate(con, model, period, "item", bounds)
     priced = _price(agg, model, book, period, bounds)
     _price_table(con, priced, book.currency, model.accel_gb)
     params = _setup(con, model, period, _cuts(period, bounds, False))
-    sql = _lines_sql(model, bounds, hour_as_text)
+    sql = _lines_sql(model, bounds, hour_as_text, selectors)
     return sql, {k: v for k, v in params.items() if f"${k}" in sql}
 
 
@@ -679,15 +680,17 @@ def write_lines(store, period: Period, out, *, fmt: str = "csv", settings=None, 
     with store._lock:
         sql, params = _lines_query(store, period, settings, prices_file, hour_as_text=(fmt == "csv"))
         con = store._con
-        if out is None:
-            rel = con.execute(sql, params).fetchall()
+        if out is None:   # CSV to stdout, streamed in batches
             import csv
             import sys
+            cur = con.execute(sql, params)
             w = csv.writer(sys.stdout, lineterminator="\n")
             w.writerow(LINE_COLUMNS)
-            for r in rel:
-                w.writerow(["" if v is None else v for v in r])
-            return len(rel)
+            n = 0
+            while rows := cur.fetchmany(50_000):
+                w.writerows(["" if v is None else v for v in r] for r in rows)
+                n += len(rows)
+            return n
         p = Path(out)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + ".tmp")

@@ -350,6 +350,8 @@ def test_cli_cost_formats(tmp_path, prices):
     assert "t1,alpha,2025-09-10T08:00:00+08:00,imm.ImageSplicing,1.000000000000000000,calls,1.000000000000000000,CNY," \
            "1.000000000000000000,user: test (contract)" in rows
     assert len(rows) == 5 + 1 + 496   # t1: splice, GET rows for 2 classes, PUT, IA retrieval; t2: 1 GET row; storage
+    r = run(main, ["--store", path, "cost", "--month", "2025-09", "--prices", prices, "--lines"])
+    assert r.exit_code == 0 and r.stdout.splitlines() == [head, *rows]
     pq = tmp_path / "lines.parquet"
     r = run(main, ["--store", path, "cost", "--month", "2025-09", "--prices", prices, "--lines", "--format",
                    "parquet", "--out", str(pq)])
