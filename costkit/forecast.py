@@ -6,13 +6,11 @@ CSV and HTML renderings all come from it. Money in the model is decimal strings 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 from . import __version__
-from .errors import BadInput
 from .money import ZERO, fmt_quantity, round_half_up_int, round_money, to_fraction
 from .pricebook import ITEM_KEYS, ITEMS, PriceBook, load_price_book
 from .pricing import Pricer
@@ -339,4 +337,4 @@ def months_frame(model: dict):
     return pd.DataFrame(rows)
 
 
-__all__ = ["FORMAT_VERSION", "build_forecast", "estimate", "months_frame", "task_counts", "BadInput", "replace"]
+__all__ = ["FORMAT_VERSION", "build_forecast", "estimate", "months_frame", "task_counts"]

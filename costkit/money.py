@@ -5,7 +5,7 @@ each charge line's amount is computed exactly (as a Fraction), then rounded half
 """
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 CENT = Decimal("0.01")
