@@ -574,22 +574,8 @@ def _plan(store, region, project, since, until, now, concurrency, warn) -> _Plan
 
 def _reconcile_due(store, region, project, now) -> bool:
     """True when no successful run re-listed the whole retention window in the last RECONCILE_EVERY."""
-    try:
-        df = store.runs_frame(region=region, project=project)
-        df = df[df["ok"].fillna(False).astype(bool)]
-        full = df[(df["window_end"] - df["window_start"]) >= _pd_timedelta(RETENTION - OVERLAP)]
-        if not len(full):
-            return True
-        t = full["window_end"].max().to_pydatetime()
-        t = t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-        return now - t >= RECONCILE_EVERY
-    except (AttributeError, KeyError):
-        return False
-
-
-def _pd_timedelta(td: timedelta):
-    import pandas as pd
-    return pd.Timedelta(td)
+    t = store.last_ok_window_end(region, project, min_span=RETENTION - OVERLAP)
+    return t is None or now - t.astimezone(UTC) >= RECONCILE_EVERY
 
 
 def _last_collected_until(store, region, project) -> datetime | None:
@@ -597,55 +583,17 @@ def _last_collected_until(store, region, project) -> datetime | None:
 
     (Not `last_successful_run`, which is the wall-clock finish time: wrong when `now` is injected.)
     """
-    try:
-        df = store.runs_frame(region=region, project=project)
-        df = df[df["ok"].fillna(False).astype(bool)]
-        if len(df):
-            t = df["window_end"].max()
-            t = t.to_pydatetime() if hasattr(t, "to_pydatetime") else t
-            if t is not None and t == t:
-                return (t if t.tzinfo is not None else t.replace(tzinfo=UTC)).astimezone(UTC)
-        return None
-    except (AttributeError, KeyError):
-        t = store.last_successful_run(region, project)
-        return t.astimezone(UTC) if t is not None else None
+    t = store.last_ok_window_end(region, project)
+    return None if t is None else t.astimezone(UTC)
 
 
 def _oldest_running(store, region, project, now) -> datetime | None:
     """Start of the oldest task still Running in the store (within retention): re-list from there."""
-    fn = getattr(store, "oldest_running_start", None)
-    if fn is not None:
-        t = fn(region, project)
-    else:
-        t = _oldest_running_from_frame(store, region, project)
+    t = store.oldest_running_start(region, project)
     if t is None:
         return None
     t = t.astimezone(UTC) - BOUNDARY_PAD
     return t if t >= now - RETENTION - timedelta(hours=1) else None
-
-
-def _oldest_running_from_frame(store, region, project) -> datetime | None:
-    try:
-        df = store.tasks_frame(region=region, project=project, status="Running")
-    except TypeError:
-        try:
-            df = store.tasks_frame()
-        except Exception:
-            return None
-    except Exception:
-        return None
-    if df is None or len(df) == 0:
-        return None
-    for col, val in (("region", region), ("project", project), ("status", "Running")):
-        if col in df.columns:
-            df = df[df[col] == val]
-    if len(df) == 0 or "start_time" not in df.columns:
-        return None
-    t = df["start_time"].min()
-    if t is None or t != t:  # NaT
-        return None
-    t = t.to_pydatetime() if hasattr(t, "to_pydatetime") else t
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _fetch_slice(client, caller, region, plan: _Plan, index: int, put) -> None:

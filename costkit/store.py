@@ -680,6 +680,20 @@ class Store:
         df["errors"] = [json.loads(e) if _present(e) else [] for e in df["errors"]]
         return df
 
+    def last_ok_window_end(self, region: str, project: str, *, min_span: timedelta | None = None) -> datetime | None:
+        """The latest window end of a successful collection run (optionally only runs whose window spans at
+        least `min_span`); None if there is none. Window ends follow the collector's clock, not the wall
+        clock."""
+        sql = ("SELECT max(window_end) FROM collection_runs WHERE region = ? AND project = ? AND ok "
+               "AND window_end IS NOT NULL")
+        params: list = [region, project]
+        if min_span is not None:
+            sql += " AND window_end - window_start >= ?"
+            params.append(min_span)
+        with self._lock:
+            row = self._con.execute(sql, params).fetchone()
+        return _py_dt(row[0])
+
     def last_successful_run(self, region: str, project: str) -> datetime | None:
         """When the latest successful run for (region, project) finished; None if there was none."""
         with self._lock:
