@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "costkit.commands.cost",
     "costkit.commands.history",
     "costkit.commands.bills",
+    "costkit.commands.audit",
 ]
 
 

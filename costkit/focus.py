@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -232,6 +232,107 @@ def focus_billed(store, month: str, *, source: str | None = None, mapping=None) 
     return focus_frame(billed_rows(frame, month, account_id=acct, account_name=name))
 
 
+def expected_rows(store, month: str, *, settings=None, prices_file=None, account_id=None,
+                  account_name=None) -> tuple[list[dict], list[str]]:
+    """FOCUS rows for the charges the cost engine prices for `month`: the charge lines
+    (costkit.history_cost) summed in DuckDB per UTC+8 day x item x storage class x redundancy x project x
+    tags x price, so the export has one row per group, not per task. Returns (rows, warnings)."""
+    from fractions import Fraction
+
+    from .audit import with_bill_price
+    from .billmap import mapped_bill, to_decimal
+    from .history_cost import _context, _lines_query, parse_period
+    from .money import round_money
+    from .pricebook import ITEMS, UNITS
+    from .settings import load_settings
+
+    period = parse_period(month)
+    settings = settings or load_settings(None)
+    warnings: list[str] = []
+    with store._lock:
+        finished = store._con.execute("SELECT count(*) FROM tasks WHERE status IN ('Succeeded', 'Failed') AND "
+                                      "end_time < ?", [period.end]).fetchone()[0]
+    if not finished:
+        return [], warnings
+    settings, book, model, _ = _context(store, period, settings, prices_file)
+    settings = with_bill_price(settings, mapped_bill(store, month), period, model, book, month, warnings)
+    with store._lock:
+        sql, params = _lines_query(store, period, settings, prices_file, hour_as_text=False, selectors=True)
+        grouped = f"""
+            WITH l AS ({sql}), tk AS (
+                SELECT project, task_id, any_value(region) AS region, any_value(tags) AS tags
+                FROM tasks GROUP BY project, task_id
+            )
+            SELECT strftime(DATE '1970-01-01' + CAST((epoch(l.hour)::BIGINT // 3600 + 8) // 24 AS INTEGER), '%Y-%m-%d') AS day, l.item, l.storage_class,
+                   l.redundancy, l.project, tk.region, tk.tags, l.unit, l.unit_price, l.currency, l.price_source,
+                   sum(l.quantity) AS quantity, sum(l.amount) AS amount
+            FROM l LEFT JOIN tk ON tk.project = l.project AND tk.task_id = l.task_id
+            GROUP BY ALL ORDER BY day, l.item, l.storage_class, l.redundancy, l.project, tk.tags, l.unit_price"""
+        rows = store._con.execute(grouped, params).fetchall()
+    first, nxt = month_days(month)
+    p_start = _utc(datetime(first.year, first.month, 1, tzinfo=SHANGHAI))
+    p_end = _utc(datetime(nxt.year, nxt.month, 1, tzinfo=SHANGHAI))
+    acct = account_id or "unknown"
+    out = []
+    for day, item, cls, red, project, region, tags, unit, price, currency, src, qty, amount in rows:
+        base_unit = ITEMS[item][0]
+        p_unit, per, c_unit = PRICING_UNITS[base_unit]
+        base_qty = Fraction(qty) * UNITS[unit][1]
+        per_base = Fraction(price) / UNITS[unit][1]
+        d = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=SHANGHAI)
+        sel = {k: v for k, v in (("storage_class", cls), ("redundancy", red)) if v is not None}
+        entry, _ = book.resolve(item, sel, d)
+        code = entry.code if entry is not None else None
+        product = item.split(".")[0]
+        svc_name, svc_cat = SERVICE.get(product, (None, "Other"))
+        amount = _strip(amount)
+        out.append({
+            "BilledCost": round_money(amount), "BillingAccountId": str(acct),
+            "BillingAccountName": str(account_name or acct), "BillingCurrency": currency,
+            "BillingPeriodStart": p_start, "BillingPeriodEnd": p_end, "ChargeCategory": "Usage", "ChargeClass": None,
+            "ChargeDescription": ITEMS[item][2], "ChargePeriodStart": _utc(d),
+            "ChargePeriodEnd": _utc(d + timedelta(days=1)), "ContractedCost": amount, "EffectiveCost": amount,
+            "InvoiceIssuerName": PROVIDER, "ListCost": amount, "PricingQuantity": to_decimal(base_qty / per),
+            "PricingUnit": p_unit, "ProviderName": PROVIDER, "PublisherName": PROVIDER, "ServiceCategory": svc_cat,
+            "ServiceName": svc_name or product, "ConsumedQuantity": to_decimal(base_qty), "ConsumedUnit": c_unit,
+            "ListUnitPrice": to_decimal(per_base * per), "RegionId": region, "ResourceId": project,
+            "SkuId": f"{product}:{code}" if code else None, "Tags": _task_tags(tags),
+            "x_costkit_source": "expected", "x_costkit_item": item, "x_costkit_storage_class": cls,
+            "x_costkit_redundancy": red, "x_costkit_billing_date": day, "x_costkit_billing_item": None,
+            "x_costkit_billing_item_code": code, "x_costkit_usage": None, "x_costkit_usage_unit": None,
+            "x_costkit_list_price": _strip(price), "x_costkit_list_price_unit": unit,
+            "x_costkit_invoice_discount": None, "x_costkit_deducted_by_coupons": None,
+            "x_costkit_deducted_by_resource_package": None, "x_costkit_net_cost": amount,
+            "x_costkit_bill_source": None, "x_costkit_bill_line": None,
+            "_price_source": src,
+        })
+    return out, warnings
+
+
+def _strip(d: Decimal) -> Decimal:
+    n = d.normalize()
+    return n.quantize(Decimal(1)) if n == n.to_integral() else n
+
+
+def _task_tags(text) -> str | None:
+    if not text:
+        return None
+    tags = json.loads(text) if isinstance(text, str) else dict(text)
+    return json.dumps(tags, ensure_ascii=False, sort_keys=True) if tags else None
+
+
+def focus_expected(store, month: str, *, settings=None, prices_file=None) -> pd.DataFrame:
+    """The expected side of the FOCUS export for `month` (`x_costkit_source = "expected"`)."""
+    from .bills import bill_sources
+    srcs = bill_sources(store, month)
+    acct = name = None
+    if len(srcs):
+        acct, name = srcs.iloc[0]["account_id"], srcs.iloc[0]["account_name"]
+    rows, _ = expected_rows(store, month, settings=settings, prices_file=prices_file, account_id=acct,
+                            account_name=name)
+    return focus_frame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+
+
 def _csv_cell(v, typ):
     if v is None or v is pd.NaT or (isinstance(v, float) and v != v) or v is pd.NA:
         return ""
@@ -288,7 +389,7 @@ COSTKIT_COLUMNS = [
     ("pretax_gross_amount", "Decimal"), ("invoice_discount", "Decimal"), ("deducted_by_coupons", "Decimal"),
     ("deducted_by_resource_package", "Decimal"), ("pretax_amount", "Decimal"), ("net_amount", "Decimal"),
     ("currency", "String"), ("day_start", "DateTime"), ("day_end", "DateTime"), ("x_costkit_source", "String"),
-    ("note", "String"),
+    ("note", "String"), ("project", "String"), ("tags", "String"),
 ]
 
 
@@ -301,22 +402,65 @@ def costkit_billed(store, month: str, *, source=None, mapping=None) -> pd.DataFr
     frame["billing_date"] = [d.isoformat() for d in frame["billing_date"]]
     for c in ("day_start", "day_end"):
         frame[c] = pd.to_datetime(pd.Series([_utc(v) for v in frame[c]], dtype=object), utc=True)
+    for c in ("project", "tags"):
+        frame[c] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     return frame[[n for n, _ in COSTKIT_COLUMNS]]
 
 
-def export_month(store, month: str, *, schema: str, fmt: str, out, source=None, mapping=None) -> tuple[int, list[str]]:
-    """`costkit export`: write the month's billed charges; returns (rows, notes)."""
-    notes = []
+def costkit_expected(rows: list[dict], month: str) -> pd.DataFrame:
+    """costkit-schema rows from `expected_rows`: one per day x item x class x redundancy x project x tags."""
+    from .pricebook import ITEMS
+    out = []
+    for r in rows:
+        item = r["x_costkit_item"]
+        out.append({
+            "source": None, "month": month, "billing_date": r["x_costkit_billing_date"], "line_no": None,
+            "product_code": item.split(".")[0], "product_name": r["ServiceName"],
+            "billing_item_code": r["x_costkit_billing_item_code"], "billing_item": None, "instance_id": None,
+            "region": r["RegionId"], "item": item, "storage_class": r["x_costkit_storage_class"],
+            "redundancy": r["x_costkit_redundancy"], "usage": None, "usage_unit": None,
+            "quantity": r["ConsumedQuantity"], "quantity_unit": ITEMS[item][0],
+            "list_price": r["x_costkit_list_price"], "list_price_unit": r["x_costkit_list_price_unit"],
+            "pretax_gross_amount": r["ListCost"], "invoice_discount": None, "deducted_by_coupons": None,
+            "deducted_by_resource_package": None, "pretax_amount": r["ListCost"], "net_amount": r["ListCost"],
+            "currency": r["BillingCurrency"], "day_start": r["ChargePeriodStart"], "day_end": r["ChargePeriodEnd"],
+            "x_costkit_source": "expected", "note": f"priced by costkit: {r['_price_source']}",
+            "project": r["ResourceId"], "tags": r["Tags"]})
+    frame = pd.DataFrame(out, columns=[n for n, _ in COSTKIT_COLUMNS], dtype=object)
+    for c in ("day_start", "day_end"):
+        frame[c] = pd.to_datetime(frame[c], utc=True)
+    return frame
+
+
+def export_month(store, month: str, *, schema: str, fmt: str, out, source=None, mapping=None, settings=None,
+                 prices_file=None) -> tuple[int, list[str]]:
+    """`costkit export`: write the month's billed charges (every stored bill line) and expected charges (the
+    cost engine's charge lines summed per day x item x class x redundancy x project x tags); returns
+    (rows, notes). `x_costkit_source` tells them apart."""
+    from .bills import bill_sources
+
+    if schema not in ("focus", "costkit"):
+        raise BadInput(f"unknown schema {schema!r} (focus or costkit)", field="--schema")
+    srcs = bill_sources(store, month)
+    acct = name = None
+    if len(srcs):
+        acct, name = srcs.iloc[0]["account_id"], srcs.iloc[0]["account_name"]
+    rows, notes = expected_rows(store, month, settings=settings, prices_file=prices_file, account_id=acct,
+                                account_name=name)
     if schema == "focus":
-        frame = focus_billed(store, month, source=source, mapping=mapping)
+        billed = focus_billed(store, month, source=source, mapping=mapping)
+        expected = focus_frame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+        frame = concat_focus(billed, expected)
         write_focus(frame, out, fmt)
-    elif schema == "costkit":
-        frame = costkit_billed(store, month, source=source, mapping=mapping)
+    else:
+        billed = costkit_billed(store, month, source=source, mapping=mapping)
+        expected = costkit_expected(rows, month)
+        frame = pd.concat([f for f in (billed, expected) if len(f)], ignore_index=True) if (
+            len(billed) or len(expected)) else billed
         cols = [{"name": n, "type": t, "nullable": True} for n, t in COSTKIT_COLUMNS]
         write_table(frame, out, fmt, cols)
-    else:
-        raise BadInput(f"unknown schema {schema!r} (focus or costkit)", field="--schema")
-    if frame.empty:
-        notes.append(f"no bill lines stored for {month}: the export has a header only")
-    notes.append("expected charges (x_costkit_source=expected) are not exported yet: only billed lines")
+    if billed.empty:
+        notes.append(f"no bill lines stored for {month}: only expected charges are exported")
+    if not rows:
+        notes.append(f"no priced task history for {month}: only billed charges are exported")
     return len(frame), notes

@@ -123,10 +123,12 @@ def _environment() -> Environment:
     return env
 
 
-@lru_cache(maxsize=1)
-def _stylesheet() -> Markup:
-    """reports/style.css as markup for a <style> element (it is our packaged file, not user input)."""
-    css = resources.files("costkit.reports").joinpath("style.css").read_text(encoding="utf-8")
+@lru_cache(maxsize=4)
+def _stylesheet(*extra: str) -> Markup:
+    """reports/style.css (then each `extra` stylesheet of reports/) as markup for a <style> element (our
+    packaged files, not user input)."""
+    css = "\n".join(resources.files("costkit.reports").joinpath(name).read_text(encoding="utf-8")
+                    for name in ("style.css", *extra))
     if "</" in css or "@import" in css or "url(" in css:
         raise ValueError("style.css must not close the <style> element or fetch anything")
     return Markup(css)

@@ -5,6 +5,7 @@ import click
 
 from ..errors import BadInput
 from ..timeutil import parse_month
+from .cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
 
 MAPPING_OPTION = click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False),
                               help="Bill mapping file (default: the bundled costkit/data/bill-mapping.yaml).")
@@ -176,18 +177,24 @@ def prices_learn_cmd(ctx, month, out, source, mapping_file):
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
 @MAPPING_OPTION
+@PRICES_OPTION
+@SETTINGS_OPTION
+@SITE_OPTION
 @click.pass_context
-def export_cmd(ctx, month, schema, fmt, out, source, mapping_file):
+def export_cmd(ctx, month, schema, fmt, out, source, mapping_file, prices_file, settings_file, site):
     """Write a month's charges for finance dashboards: FOCUS 1.2 columns (or costkit's own), CSV or Parquet.
 
-    Billed charges come from the stored bill lines (x_costkit_source=billed)."""
+    Billed charges come from the stored bill lines (x_costkit_source=billed), expected charges from the cost
+    engine, summed per day x item x class x project x tags (x_costkit_source=expected)."""
     from ..focus import export_month
+    from ..settings import load_settings
     from ..store import Store
 
     _month(month)
+    settings = load_settings(settings_file, site=site)
     with Store.open(ctx.obj["store_path"], create=False) as store:
         n, notes = export_month(store, month, schema=schema, fmt=fmt, out=out, source=source,
-                                mapping=mapping_file)
+                                mapping=mapping_file, settings=settings, prices_file=prices_file)
     for note in notes:
         click.echo(f"costkit: note: {note}", err=True)
     click.echo(f"wrote {out} ({n} rows, schema {schema}, {fmt})")
