@@ -294,3 +294,9 @@ def test_sts_token_is_sent_and_checked(store):
             run_inventory(store, endpoint=srv.endpoint, credentials=CREDS, retry=FAST)
         s = run_inventory(store, endpoint=srv.endpoint, credentials=(*CREDS, "sts-token"), retry=FAST)
         assert s.found == 1
+
+
+def test_cli_inventory_without_a_store_is_bad_input(tmp_path):
+    r = CliRunner().invoke(main, ["--store", str(tmp_path / "none.duckdb"), "inventory", "--endpoint",
+                                  "http://127.0.0.1:9"])
+    assert r.exit_code == 2 and "no task store" in r.output

@@ -45,7 +45,7 @@ def register(group: click.Group) -> None:
         if sys.stderr.isatty():
             def progress(done, total):
                 click.echo(f"\rinventory: {done}/{total} jobs", err=True, nl=False)
-        with Store.open(ctx.obj["store_path"]) as store:
+        with Store.open(ctx.obj["store_path"], create=False) as store:
             summary = run_inventory(store, region=region, endpoint=endpoint, concurrency=concurrency,
                                     max_age=parse_max_age(max_age), settings=settings, prices_file=prices_file,
                                     progress=progress, **extra)
