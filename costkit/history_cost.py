@@ -340,6 +340,44 @@ def _tgt_ctes(by: str, model: Model, ids: bool = False) -> str:
         )"""
 
 
+def _src_agg_sql(by: str, model: Model, bounds: list[int]) -> str:
+    """Sources of the period's tasks summed per (group, segment, class), in two steps: the large join of source
+    references with the object facts is grouped first by what the coefficients depend on (class; for Archive
+    sources also the bucket, the restore state and whether the task succeeded), then the few groups are
+    joined with the bucket facts and the usage-model coefficients (linear: count x requests, bytes x reads)."""
+    cfg_join = cfg_adr = ""
+    if model.buckets:
+        cfg_join = "LEFT JOIN _cfg_buckets cb ON cb.bucket = g.arch_bucket"
+        cfg_adr = "cb.adr, "
+    cls = (f"CASE WHEN o.size IS NULL THEN $src_class WHEN o.storage_class IN {_CLS_OK} THEN o.storage_class "
+           "ELSE 'Standard' END")
+    return f"""
+        WITH t AS (
+            SELECT {_tg(by)} AS tg, status, end_time, epoch_us(end_time) // {HOUR_US} AS h,
+                   unnest(sources).uri AS uri
+            FROM tasks WHERE {_PERIOD}
+        ), j AS (
+            SELECT t.tg, t.h, t.status, t.end_time, t.uri, o.size, {cls} AS cls, o.restore_state, o.restore_expiry
+            FROM t LEFT JOIN objects o ON o.uri = t.uri
+        ), g AS (
+            SELECT {_gkey(by, 'h')} AS gkey, {_seg_sql('h', bounds)} AS seg, cls,
+                   CASE WHEN cls = 'Archive' THEN split_part(uri, '/', 3) END AS arch_bucket,
+                   cls = 'Archive' AND coalesce(restore_state = 'restored'
+                       AND (restore_expiry IS NULL OR restore_expiry > end_time), false) AS restored_api,
+                   cls = 'Archive' AND status = 'Succeeded' AS ok_archive,
+                   count(*) AS n, sum(coalesce(size, $src_bytes)) AS bytes, sum((size IS NULL)::INTEGER) AS unknown
+            FROM j GROUP BY ALL
+        ), gd AS (
+            SELECT g.*, coalesce(b.archive_direct_read, {cfg_adr}$src_dr) AS dr
+            FROM g LEFT JOIN buckets b ON b.bucket = g.arch_bucket {cfg_join}
+        )
+        SELECT gd.gkey, gd.seg, gd.cls, sum(gd.n * c.get_req)::HUGEINT, sum(gd.bytes * c.ia_factor)::HUGEINT,
+               sum(gd.bytes * c.adr_factor)::HUGEINT, sum(gd.unknown)::HUGEINT
+        FROM gd JOIN _src_coef c ON c.cls = gd.cls AND c.dr = gd.dr
+         AND c.restored = (gd.restored_api OR (gd.ok_archive AND NOT gd.dr))
+        GROUP BY ALL"""
+
+
 @dataclass
 class _Agg:
     rows: list            # (gkey, seg, item, cls, red, qty:int)
@@ -367,11 +405,7 @@ def _aggregate(con, model: Model, period: Period, by: str, bounds: list[int]) ->
         return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).fetchall()
 
     # Sources: GET requests by class, IA and direct-read bytes (one pass; no per-task state).
-    src = run(f"""WITH {_src_ctes(by, model)}
-        SELECT {_gkey(by, 'h')} AS gkey, {_seg_sql('h', bounds)} AS seg, cls,
-               sum(get_req)::HUGEINT, sum(size * ia_factor)::HUGEINT, sum(size * adr_factor)::HUGEINT,
-               sum(unknown::INTEGER)::HUGEINT
-        FROM f GROUP BY ALL""")
+    src = run(_src_agg_sql(by, model, bounds))
     unknown_sources = cold_sources = 0
     for gkey, seg, cls, a, b, c, d in src:
         if cls in ("ColdArchive", "DeepColdArchive"):
