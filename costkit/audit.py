@@ -491,8 +491,10 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
             for k, v in ln.causes.items():
                 agg["cause:" + k] += v
             for k, v in ln.counts.items():
-                counts[k] += v
+                counts[k] += v if k != "day_boundary" else max(v, 0)   # splices moved to the next/previous day
         causes = {k[6:]: v for k, v in agg.items() if k.startswith("cause:") and v}
+        if counts.get("day_boundary"):
+            causes["day_boundary"] = agg["cause:day_boundary"]     # nets to ~0 over the month: still shown
         limit = max(tolerance * abs(agg["expected"]), floor)
         ok = abs(agg["variance"]) <= limit
         if not ok:

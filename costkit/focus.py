@@ -281,8 +281,7 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
         per_base = Fraction(price) / UNITS[unit][1]
         d = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=SHANGHAI)
         sel = {k: v for k, v in (("storage_class", cls), ("redundancy", red)) if v is not None}
-        entry, _ = book.resolve(item, sel, d)
-        code = entry.code if entry is not None else None
+        code = _book_code(book, item, sel, d)
         product = item.split(".")[0]
         svc_name, svc_cat = SERVICE.get(product, (None, "Other"))
         amount = _strip(amount)
@@ -307,6 +306,19 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
             "_price_source": src,
         })
     return out, warnings
+
+
+def _book_code(book, item: str, selectors: dict, instant) -> str | None:
+    """The billing-item code of the price entry in force, else of any layer's entry for the same item and
+    selectors (a user overlay may leave `code` out)."""
+    entry, _ = book.resolve(item, selectors, instant)
+    if entry is not None and entry.code:
+        return entry.code
+    for _, entries in reversed(book.layers):
+        for e in entries:
+            if e.item == item and e.code and e.matches(selectors):
+                return e.code
+    return None
 
 
 def _strip(d: Decimal) -> Decimal:
