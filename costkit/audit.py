@@ -21,7 +21,8 @@ book price of a splice after the cutover, it splits exactly into:
 - `discount`, `coupons`, `resource_plan`: minus each deduction;
 - the count difference (Qb - Qe) x Pr, assigned in this order:
   `coverage_gap` (days in a coverage gap of the store, or without any collected task: the bill's splices
-  above the collected ones), `before_cutover` (splices completing before `usage.imm_billing_start` that the
+  above the collected ones), `day_boundary` when the bill's daily counts match UTC days better than UTC+8
+  days (the shift between the two), `before_cutover` (splices completing before `usage.imm_billing_start` that the
   bill charges: up to the count of such succeeded tasks that day), `failed_billed` (the surplus matches the
   day's Failed tasks within max(1, 10 %): billed = succeeded + failed), `day_boundary` (a surplus on one day
   and a deficit on the next that cancel: splices attributed to the neighbouring day, e.g. UTC instead of
@@ -156,6 +157,30 @@ def _task_days(store, period, imm_start) -> dict:
         rows = store._con.execute(sql, {"p0": period.start, "p1": period.end, "imm": imm_start}).fetchall()
     return {r[0]: {"tasks": int(r[1]), "succeeded": int(r[2]), "failed": int(r[3]), "pre_cutover": int(r[4])}
             for r in rows}
+
+
+def _utc_day_splices(store, period, imm_start) -> dict:
+    """Billable splices (Succeeded, at or after the cutover) per UTC day of completion, for the days of the
+    period (a UTC day runs 08:00 to 08:00 UTC+8, so the next month's first 8 hours belong to the last one)."""
+    sql = """SELECT strftime(DATE '1970-01-01' + CAST(epoch_us(end_time) // 86400000000 AS INTEGER), '%Y-%m-%d'),
+                    count(*)
+             FROM tasks WHERE status = 'Succeeded' AND end_time >= $imm AND end_time >= $p0 AND end_time < $p1
+             GROUP BY ALL"""
+    with store._lock:
+        rows = store._con.execute(sql, {"p0": period.start, "p1": period.end + timedelta(hours=8),
+                                        "imm": imm_start}).fetchall()
+    return {d: int(n) for d, n in rows}
+
+
+def _bill_uses_utc_days(lines: dict, utc_counts: dict, gap_days: set) -> bool:
+    """True when the bill's daily ImageSplicing counts match UTC days better than UTC+8 days."""
+    local = utc = 0
+    for (day, item), ln in lines.items():
+        if item != SPLICE or day in gap_days or not ln.has_bill:
+            continue
+        local += abs(ln.qb - ln.qe)
+        utc += abs(ln.qb - utc_counts.get(day, 0))
+    return local > 0 and utc < local / 2
 
 
 def _coverage_days(store, days: list[date], task_days: dict) -> tuple[list[dict], list[dict], bool]:
@@ -305,8 +330,10 @@ def _bill_lines(frame, lines, book, imm_start, days_set):
                 ln.pr = pr
 
 
-def _splice_counts(lines: dict, task_days: dict, gap_days: set, cutover_day: str | None):
-    """Assign each ImageSplicing day's count difference to its causes (see the module doc)."""
+def _splice_counts(lines: dict, task_days: dict, gap_days: set, cutover_day: str | None,
+                   utc_counts: dict | None = None):
+    """Assign each ImageSplicing day's count difference to its causes (see the module doc). With
+    `utc_counts` (the bill uses UTC days), the shift between UTC and UTC+8 days is the day boundary."""
     resid = {}
     for (day, item), ln in lines.items():
         if item != SPLICE:
@@ -317,6 +344,12 @@ def _splice_counts(lines: dict, task_days: dict, gap_days: set, cutover_day: str
         if r > 0 and (day in gap_days or not info.get("tasks")):
             c["coverage_gap"] = r
             r = 0
+        if utc_counts is not None and r:
+            shift = utc_counts.get(day, 0) - ln.qe
+            if shift * r > 0:
+                k = shift if abs(shift) <= abs(r) else r
+                c["day_boundary"] = k
+                r -= k
         pre = info.get("pre_cutover", 0)
         if r > 0 and pre and (cutover_day is None or day <= cutover_day):
             k = min(r, Fraction(pre))
@@ -450,7 +483,12 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
                 ln.qe = qty
     _bill_lines(frame, lines, book, model.imm_start, {d.isoformat() for d in days})
     cut_day = model.imm_start.astimezone(SHANGHAI).date().isoformat()
-    _splice_counts(lines, task_days, gap_days, cut_day)
+    utc_counts = _utc_day_splices(store, period, model.imm_start)
+    utc_days = _bill_uses_utc_days(lines, utc_counts, gap_days)
+    if utc_days:
+        warnings.append("The bill's daily ImageSplicing counts match UTC days (08:00 to 08:00 UTC+8) better than "
+                        "UTC+8 billing days: the shift is shown as the day boundary.")
+    _splice_counts(lines, task_days, gap_days, cut_day, utc_counts if utc_days else None)
     for ln in lines.values():
         _explain(ln, gap_days)
 

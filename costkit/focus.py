@@ -272,6 +272,8 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
     first, nxt = month_days(month)
     p_start = _utc(datetime(first.year, first.month, 1, tzinfo=SHANGHAI))
     p_end = _utc(datetime(nxt.year, nxt.month, 1, tzinfo=SHANGHAI))
+    if account_id is None:
+        account_id, account_name = _month_account(store, month)
     acct = account_id or "unknown"
     out = []
     for day, item, cls, red, project, region, tags, unit, price, currency, src, qty, amount in rows:
@@ -333,16 +335,22 @@ def _task_tags(text) -> str | None:
     return json.dumps(tags, ensure_ascii=False, sort_keys=True) if tags else None
 
 
-def focus_expected(store, month: str, *, settings=None, prices_file=None) -> pd.DataFrame:
-    """The expected side of the FOCUS export for `month` (`x_costkit_source = "expected"`)."""
+def _month_account(store, month: str) -> tuple:
+    """(account id, account name) of the month's latest bill import, else (None, None)."""
     from .bills import bill_sources
     srcs = bill_sources(store, month)
-    acct = name = None
     if len(srcs):
-        acct, name = srcs.iloc[0]["account_id"], srcs.iloc[0]["account_name"]
-    rows, _ = expected_rows(store, month, settings=settings, prices_file=prices_file, account_id=acct,
-                            account_name=name)
+        return srcs.iloc[0]["account_id"], srcs.iloc[0]["account_name"]
+    return None, None
+
+
+def _expected_frame(rows: list[dict]) -> pd.DataFrame:
     return focus_frame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+
+
+def focus_expected(store, month: str, *, settings=None, prices_file=None) -> pd.DataFrame:
+    """The expected side of the FOCUS export for `month` (`x_costkit_source = "expected"`)."""
+    return _expected_frame(expected_rows(store, month, settings=settings, prices_file=prices_file)[0])
 
 
 def _csv_cell(v, typ):
@@ -449,19 +457,12 @@ def export_month(store, month: str, *, schema: str, fmt: str, out, source=None, 
     """`costkit export`: write the month's billed charges (every stored bill line) and expected charges (the
     cost engine's charge lines summed per day x item x class x redundancy x project x tags); returns
     (rows, notes). `x_costkit_source` tells them apart."""
-    from .bills import bill_sources
-
     if schema not in ("focus", "costkit"):
         raise BadInput(f"unknown schema {schema!r} (focus or costkit)", field="--schema")
-    srcs = bill_sources(store, month)
-    acct = name = None
-    if len(srcs):
-        acct, name = srcs.iloc[0]["account_id"], srcs.iloc[0]["account_name"]
-    rows, notes = expected_rows(store, month, settings=settings, prices_file=prices_file, account_id=acct,
-                                account_name=name)
+    rows, notes = expected_rows(store, month, settings=settings, prices_file=prices_file)
     if schema == "focus":
         billed = focus_billed(store, month, source=source, mapping=mapping)
-        expected = focus_frame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+        expected = _expected_frame(rows)
         frame = concat_focus(billed, expected)
         write_focus(frame, out, fmt)
     else:

@@ -218,6 +218,21 @@ def test_day_boundary_nets_out_across_adjacent_days(store, tmp_path, prices):
     assert {a["day"] for a in m["anomalies"]} == {"2025-09-02", "2025-09-03"}
 
 
+def test_day_boundary_when_the_bill_uses_utc_days(store, tmp_path, prices):
+    nights = {"2025-09-01": 5, "2025-09-02": 2, "2025-09-03": 7, "2025-09-04": 1}   # 03:00 UTC+8 = previous UTC day
+    for d, n in nights.items():
+        add_tasks(store, d, 10)
+        add_tasks(store, d, n, hour=3)
+    collected(store, "2025-08-31", "2025-10-01")
+    days = sorted(nights)
+    bill = [splice_line(d, 10 + (nights[days[i + 1]] if i + 1 < len(days) else 0)) for i, d in enumerate(days)]
+    import_bill(store, tmp_path, bill)
+    m = audit(store, prices)
+    assert [causes(day_row(m, d)) for d in days] == [{"day_boundary": "-3.00"}, {"day_boundary": "5.00"},
+                                                      {"day_boundary": "-6.00"}, {"day_boundary": "-1.00"}]
+    assert any("UTC days" in w for w in m["warnings"])
+
+
 def test_oss_lines_claim_only_the_splicing_share(store, tmp_path, prices):
     for d in ("2025-09-01", "2025-09-02"):
         add_tasks(store, d, 10, sources=5)               # 10 x 5 x (HEAD + GET) = 100 GET-type requests a day
