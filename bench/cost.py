@@ -142,8 +142,8 @@ def naive(path: str) -> None:
                       "total": str(sum(ref["rounded"].values()))}))
 
 
-def _run(*args) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+def _run(*args, env=None) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         sys.exit(f"phase {args[1]} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -155,6 +155,7 @@ def main() -> int:
     ap.add_argument("--sample", type=int, default=100_000)
     ap.add_argument("--store", help="store path (default bench/.data/cost-N.duckdb)")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing store of that size")
+    ap.add_argument("--memory-limit", help="COSTKIT_MEMORY_LIMIT for the pricing run, e.g. 2GB (DuckDB spills beyond)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     args = ap.parse_args()
     path = args.store or str(HERE / ".data" / f"cost-{args.tasks}.duckdb")
@@ -172,7 +173,8 @@ def main() -> int:
     if not (args.reuse and os.path.exists(path)):
         b = _run("--phase", "build", *common)
         print(f"built store in {b['build_s']:.1f} s ({b['size_mb']:.0f} MB)")
-    p = _run("--phase", "price", *common)
+    env = dict(os.environ, COSTKIT_MEMORY_LIMIT=args.memory_limit) if args.memory_limit else None
+    p = _run("--phase", "price", *common, env=env)
     s = _run("--phase", "scan", *common)
     sample = path if args.tasks == args.sample else str(Path(path).with_name(f"cost-{args.sample}.duckdb"))
     if not (args.reuse and os.path.exists(sample)) and sample != path:
@@ -180,7 +182,8 @@ def main() -> int:
     nv = _run("--phase", "naive", "--tasks", str(args.sample), "--store", sample)
     per_engine = p["seconds"] / p["tasks"]
     per_naive = nv["seconds"] / nv["tasks"]
-    print(f"price one month: {p['seconds']:.2f} s wall, peak RSS {p['rss_mb']:.0f} MB, "
+    print(f"price one month{' (memory limit ' + args.memory_limit + ')' if args.memory_limit else ''}: "
+          f"{p['seconds']:.2f} s wall, peak RSS {p['rss_mb']:.0f} MB, "
           f"{p['tasks'] / p['seconds']:,.0f} tasks/s (total {p['total']} CNY)")
     print(f"bare scan of the same tables: {s['seconds']:.2f} s -> engine / scan = {p['seconds'] / s['seconds']:.1f}x")
     print(f"naive per-row Python loop (usage model + Pricer per task and source, exact Fractions): "

@@ -41,7 +41,9 @@ integer quantity sums, never from rounded charge lines.
 """
 from __future__ import annotations
 
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -571,11 +573,29 @@ def _context(store, period, settings, prices_file):
     return settings, book, model, bounds
 
 
+@contextmanager
+def _memory_limit(con):
+    """Env COSTKIT_MEMORY_LIMIT (e.g. `2GB`) caps DuckDB's memory while pricing (it spills to disk beyond it);
+    unset: DuckDB's default (80 % of RAM)."""
+    limit = os.environ.get("COSTKIT_MEMORY_LIMIT")
+    if not limit:
+        yield
+        return
+    try:
+        con.execute(f"SET memory_limit = '{_sql_str(limit)}'")
+    except Exception as e:
+        raise BadInput(f"not a DuckDB memory size: {limit!r} ({e})", field="COSTKIT_MEMORY_LIMIT") from None
+    try:
+        yield
+    finally:   # the store never sets a limit of its own: back to DuckDB's default
+        con.execute("RESET memory_limit")
+
+
 def price_history(store, period: Period, *, by: str = "item", settings=None, prices_file=None) -> dict:
     """The cost report of `period` as one model (a dict; money as decimal strings). See the module doc."""
     by = parse_by(by)
     settings, book, model, bounds = _context(store, period, settings, prices_file)
-    with store._lock:
+    with store._lock, _memory_limit(store._con):
         agg = _aggregate(store._con, model, period, by, bounds)
     priced = _price(agg, model, book, period, bounds)
     rounded = {k: round_money(v) for k, v in priced.lines.items()}
@@ -711,7 +731,7 @@ def _lines_query(store, period, settings, prices_file, hour_as_text, selectors=F
 
 def write_lines(store, period: Period, out, *, fmt: str = "csv", settings=None, prices_file=None) -> int:
     """Write the charge lines (CSV or Parquet) to `out` (CSV to stdout when `out` is None); return the count."""
-    with store._lock:
+    with store._lock, _memory_limit(store._con):
         sql, params = _lines_query(store, period, settings, prices_file, hour_as_text=(fmt == "csv"))
         con = store._con
         if out is None:   # CSV to stdout, streamed in batches
@@ -747,7 +767,7 @@ def cost_frames(store, period: Period, *, by: str = "item", settings=None, price
     2 places, rounded half-up from the exact sum) and currency; `group` is "" without `by`.
     """
     import pandas as pd
-    with store._lock:
+    with store._lock, _memory_limit(store._con):
         sql, params = _lines_query(store, period, settings, prices_file, hour_as_text=False)
         lines = store._con.sql(sql, params=params).to_arrow_table().to_pandas()
     report = price_history(store, period, by=by, settings=settings, prices_file=prices_file)

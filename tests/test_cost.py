@@ -413,3 +413,15 @@ def test_inventory_then_cost_end_to_end(store, prices):
     assert r["items"]["oss.Storage"] == str(round_money(storage))
     assert r["items"]["oss.EarlyDeletion"] == str(round_money(Fraction(1, 1024) * 600 * Fraction(2, 1000)))
     assert any(w.startswith("1 task(s) use default object facts") for w in r["warnings"])
+
+
+def test_memory_limit_setting_is_applied_and_restored(store, prices, monkeypatch):
+    add_task(store, "t1", T(2025, 9, 10, 0, 30), ["oss://s/a.jpg"], None)
+    before = store._con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    monkeypatch.setenv("COSTKIT_MEMORY_LIMIT", "512MB")
+    assert sep(store, prices)["tasks"] == 1
+    assert store._con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
+    monkeypatch.setenv("COSTKIT_MEMORY_LIMIT", "lots")
+    with pytest.raises(BadInput, match="COSTKIT_MEMORY_LIMIT"):
+        sep(store, prices)
+    assert store._con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
