@@ -183,8 +183,9 @@ def _bill_uses_utc_days(lines: dict, utc_counts: dict, gap_days: set) -> bool:
     return local > 0 and utc < local / 2
 
 
-def _coverage_days(store, days: list[date], task_days: dict) -> tuple[list[dict], list[dict], bool]:
-    """(calendar rows, gaps inside the month, whether any collection window is recorded)."""
+def _coverage_days(store, days: list[date], task_days: dict, active: set) -> tuple:
+    """(calendar rows, gaps inside the month, whether any collection window is recorded, the end of the
+    latest collected window). `active`: the (region, project) pairs with tasks in the month."""
     first_s, _ = _day_bounds(days[0])
     _, last_e = _day_bounds(days[-1])
     cov = store.coverage(now=last_e)
@@ -200,9 +201,12 @@ def _coverage_days(store, days: list[date], task_days: dict) -> tuple[list[dict]
         else:
             s2 = max(s or first_s, first_s)
             e2 = min(e, last_e)
-            if s2 < e2:
+            if s2 < e2 and ((r["region"], r["project"]) in active or r["start"] is not None):
                 gaps.append({"region": r["region"], "project": r["project"], "start": s2.isoformat(),
                              "end": e2.isoformat(), "note": r["note"]})
+    # projects that matter this month: with tasks in it, or with a collected window overlapping it
+    keys = set(active) | {k for k, spans in windows.items() if any(a < last_e and b > first_s for a, b in spans)}
+    collected_until = max((b for spans in windows.values() for _, b in spans), default=None)
     rows = []
     for d in days:
         s, e = _day_bounds(d)
@@ -210,7 +214,8 @@ def _coverage_days(store, days: list[date], task_days: dict) -> tuple[list[dict]
         info = task_days.get(key, {})
         if known and windows:
             fracs = []
-            for spans in windows.values():
+            for key2 in keys:
+                spans = windows.get(key2, [])
                 covered = sum(max(0.0, (min(e, b) - max(s, a)).total_seconds()) for a, b in spans)
                 fracs.append(min(1.0, covered / 86400))
             state = "collected" if all(f >= 0.999999 for f in fracs) else (
@@ -224,7 +229,7 @@ def _coverage_days(store, days: list[date], task_days: dict) -> tuple[list[dict]
         rows.append({"day": key, "weekday": d.strftime("%a"), "state": state, "tasks": info.get("tasks", 0),
                      "succeeded": info.get("succeeded", 0), "failed": info.get("failed", 0),
                      "covered_percent": f"{share * 100:.0f}"})
-    return rows, gaps, known
+    return rows, gaps, known, None if collected_until is None else collected_until.astimezone(UTC).isoformat()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,7 +470,10 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
                        f"{settings.site}) is in {currency}; use --site/settings for the bill's site",
                        field="--month")
     task_days = _task_days(store, period, model.imm_start)
-    calendar, gaps, coverage_known = _coverage_days(store, days, task_days)
+    with store._lock:
+        active = set(store._con.execute("SELECT DISTINCT region, project FROM tasks WHERE end_time >= ? AND "
+                                        "end_time < ?", [period.start, period.end]).fetchall())
+    calendar, gaps, coverage_known, collected_until = _coverage_days(store, days, task_days, active)
     if not coverage_known:
         warnings.append("No collection run or import window is recorded: coverage is unknown, so only days "
                         "without any collected task count as coverage gaps.")
@@ -642,7 +650,7 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
                   "encoding": s.get("encoding"), "header_language": s.get("header_language"),
                   "used": s["source"] == frame["source"].iloc[0]} for s in srcs.to_dict("records")]
     runs = _runs(store, period)
-    cutoff_tasks = max((r["window_end"] for r in runs if r["ok"] and r["window_end"]), default=None)
+    cutoff_tasks = collected_until
     cutoff_bill = _iso(used.iloc[0]["imported_at"]) if len(used) else None
     y, m = parse_month(month)
     ny, nm = add_months(y, m, 1)
@@ -682,7 +690,7 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
                       "bill_lines_without_tasks_total": len(bill_no_tasks),
                       "tasks_without_bill_line": tasks_no_bill[:MAX_LISTED],
                       "tasks_without_bill_line_total": len(tasks_no_bill), "sample_tasks": samples},
-        "trend": _trend(store, month, settings, prices_file),
+        "trend": _trend(store, month, settings, prices_file, report),
         "top": _top(store, period, settings, prices_file),
         "sources": {"bills": bill_info, "runs": runs[-MAX_LISTED:], "runs_total": len(runs),
                     "row_counts": row_counts, "mapping": None if mapping is None else str(mapping),
@@ -756,7 +764,7 @@ def _sample_tasks(store, days: list[str], per_day: int = 3) -> list[dict]:
     return out
 
 
-def _trend(store, month: str, settings, prices_file) -> list[dict]:
+def _trend(store, month: str, settings, prices_file, report: dict) -> list[dict]:
     """Unit cost per month in the store (up to the audited month, at most 12): the expected cost per 1,000
     billable splices (all items, and ImageSplicing alone) and, where a bill is stored, the billed
     ImageSplicing net per 1,000 billed splices (OSS bill lines cover whole buckets, so they are left out)."""
@@ -775,7 +783,8 @@ def _trend(store, month: str, settings, prices_file) -> list[dict]:
                "expected_splicing_per_1000": None, "billed_splicing_net": None, "billed_splices": None,
                "billed_splicing_per_1000": None, "note": None}
         try:
-            rep = price_history(store, parse_period(m), settings=settings, prices_file=prices_file)
+            rep = report if m == month else price_history(store, parse_period(m), settings=settings,
+                                                          prices_file=prices_file)
             n = rep["billable_splices"]
             row.update(expected=rep["total"], billable_splices=n)
             if n:
