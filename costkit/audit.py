@@ -489,6 +489,20 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
                 ln = lines.setdefault((g["group"], item), _Line(g["group"], item))
                 ln.expected = amount
                 ln.qe = qty
+    # A product the bill does not contain at all (fetched with --product-code, say) cannot be audited.
+    present = {str(x).strip().lower() for x in frame["product_code"] if x} | \
+        {i.split(".")[0] for i in frame.loc[frame["mapped"], "item"] if i}
+    not_audited: dict = {}
+    for key in [k for k in lines if k[1].split(".")[0] not in present]:
+        ln = lines.pop(key)
+        na = not_audited.setdefault(ln.item, {"item": ln.item, "expected": ZERO, "expected_quantity": Fraction(0)})
+        na["expected"] += ln.expected
+        na["expected_quantity"] += ln.qe
+    for na in not_audited.values():
+        na["expected"], na["expected_quantity"] = str(na["expected"]), _q(na["expected_quantity"])
+        na["reason"] = f"the {month} bill has no {na['item'].split('.')[0]} lines at all"
+        warnings.append(f"Not audited: {na['item']} (expected {na['expected']} {currency}): {na['reason']} "
+                        "(was it fetched or exported for one product only?).")
     _bill_lines(frame, lines, book, model.imm_start, {d.isoformat() for d in days})
     cut_day = model.imm_start.astimezone(SHANGHAI).date().isoformat()
     utc_counts = _utc_day_splices(store, period, model.imm_start)
@@ -678,6 +692,7 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
                       "rule": "within tolerance when |variance| <= max(relative x |expected|, floor)"},
         "status": "out of tolerance" if out_of_tolerance else "within tolerance",
         "out_of_tolerance": out_of_tolerance,
+        "not_audited": list(not_audited.values()),
         "kpis": kpis,
         "items": item_rows,
         "days": day_rows,

@@ -266,6 +266,16 @@ def test_causes_add_up_to_every_variance(store, tmp_path, prices):
     assert sum(Decimal(r["variance"]) for r in m["items"]) == Decimal(m["kpis"]["variance"])
 
 
+def test_a_product_missing_from_the_bill_is_not_audited(store, tmp_path, prices):
+    add_tasks(store, "2025-09-01", 10, sources=5)        # expected OSS GET requests, but an IMM-only bill
+    collected(store, "2025-08-31", "2025-10-01")
+    import_bill(store, tmp_path, [splice_line("2025-09-01", 10)])
+    m = audit(store, prices)
+    assert [r["item"] for r in m["items"]] == ["imm.ImageSplicing"] and m["status"] == "within tolerance"
+    assert m["not_audited"][0]["item"] == "oss.GetRequest" and m["not_audited"][0]["expected"] == "1.00"
+    assert any(w.startswith("Not audited: oss.GetRequest") for w in m["warnings"])
+
+
 # ---------------------------------------------------------------------------------------------
 # Tolerance, exit status, bad input
 
