@@ -135,8 +135,12 @@ def planted_findings(model: dict) -> dict:
         return None
 
     price = [cause(d, "price") for d in PRICE_DAYS]
+    amounts = [next(c["amount"] for c in days[(d, "imm.ImageSplicing")]["causes"] if c["cause"] == "price")
+               for d in PRICE_DAYS] if all(price) else []
     return {"missed day": cause(MISSED_DAY, "coverage_gap"),
-            "different unit price": "; ".join(p for p in price if p) if all(price) else None,
+            "different unit price": (f"{PRICE_DAYS[0]} to {PRICE_DAYS[-1]}: price difference: billed unit price "
+                                     f"differs from the book price: {' + '.join(amounts)} "
+                                     f"{model['currency']}") if amounts else None,
             "resource plan": cause(PLAN_DAY, "resource_plan")}
 
 
