@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .credentials import tea_config_kwargs
 from .errors import BadInput, CostkitError, RuntimeFailure
 from .timeutil import SHANGHAI, parse_month
 
@@ -769,22 +770,7 @@ def make_bss_client(endpoint: str | None, *, region: str = "cn-hangzhou", creden
 
     host, protocol = parse_endpoint(endpoint or default_bss_endpoint(region), region)
     kw = dict(endpoint=host, protocol=protocol, region_id=region, connect_timeout=5_000, read_timeout=60_000)
-    if credentials is None:
-        from alibabacloud_credentials.client import Client as CredClient
-        try:
-            kw["credential"] = CredClient()
-        except Exception as e:
-            raise RuntimeFailure(f"no Alibaba Cloud credentials: {' '.join(str(e).split())[:200]}") from None
-    else:
-        if isinstance(credentials, dict):
-            ak, sk, token = (credentials.get("access_key_id"), credentials.get("access_key_secret"),
-                             credentials.get("security_token"))
-        else:
-            ak, sk, *rest = credentials
-            token = rest[0] if rest else None
-        kw.update(access_key_id=ak, access_key_secret=sk)
-        if token:
-            kw["security_token"] = token
+    kw.update(tea_config_kwargs(credentials))
     return Client(Config(**kw))
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
+from .credentials import tea_config_kwargs
 from .errors import BadInput, CostkitError, RuntimeFailure
 
 UTC = timezone.utc
@@ -162,24 +163,7 @@ def make_client(region: str, endpoint: str | None, credentials=None):
     host, protocol = parse_endpoint(endpoint, region)
     kw = dict(endpoint=host, protocol=protocol, region_id=region, connect_timeout=CONNECT_TIMEOUT_MS,
               read_timeout=READ_TIMEOUT_MS)
-    if credentials is None:
-        from alibabacloud_credentials.client import Client as CredClient
-        try:
-            kw["credential"] = CredClient()
-        except Exception as e:  # the chain found nothing usable
-            raise RuntimeFailure(f"no Alibaba Cloud credentials: {_short(e)}") from None
-    elif hasattr(credentials, "get_credential"):  # a credentials client (e.g. from a custom chain)
-        kw["credential"] = credentials
-    else:
-        if isinstance(credentials, dict):
-            ak, sk, token = (credentials.get("access_key_id"), credentials.get("access_key_secret"),
-                             credentials.get("security_token"))
-        else:
-            ak, sk, *rest = credentials
-            token = rest[0] if rest else None
-        kw.update(access_key_id=ak, access_key_secret=sk)
-        if token:
-            kw["security_token"] = token
+    kw.update(tea_config_kwargs(credentials))
     return Client(Config(**kw))
 
 

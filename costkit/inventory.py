@@ -52,6 +52,7 @@ from fractions import Fraction
 import pyarrow as pa
 
 from .collect import RetryPolicy
+from .credentials import default_chain, static_keys
 from .errors import BadInput, CostkitError, RuntimeFailure
 from .money import fmt_quantity, round_money
 from .pricebook import STORAGE_CLASSES, load_price_book
@@ -163,11 +164,7 @@ class _ChainProvider:
     """oss2 credentials provider backed by the Alibaba Cloud default credential chain."""
 
     def __init__(self):
-        from alibabacloud_credentials.client import Client as CredClient
-        try:
-            self._client = CredClient()
-        except Exception as e:  # the chain found nothing usable
-            raise RuntimeFailure(f"no Alibaba Cloud credentials: {type(e).__name__}") from None
+        self._client = default_chain()
 
     def get_credentials(self):
         import oss2
@@ -185,12 +182,7 @@ def make_auth(credentials=None):
     import oss2
     if credentials is None:
         return oss2.ProviderAuth(_ChainProvider())
-    if isinstance(credentials, dict):
-        ak, sk, token = (credentials.get("access_key_id"), credentials.get("access_key_secret"),
-                         credentials.get("security_token"))
-    else:
-        ak, sk, *rest = credentials
-        token = rest[0] if rest else None
+    ak, sk, token = static_keys(credentials)
     if token:
         return oss2.StsAuth(ak, sk, token)
     return oss2.Auth(ak, sk)
