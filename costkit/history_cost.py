@@ -42,7 +42,6 @@ integer quantity sums, never from rounded charge lines.
 from __future__ import annotations
 
 import os
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -55,7 +54,7 @@ from .forecast import CONFIDENT, _plain, _profile
 from .money import ZERO, fmt_quantity, round_money
 from .pricebook import ITEM_KEYS, ITEMS, STORAGE_CLASSES, UNITS, load_price_book
 from .pricing import Pricer
-from .timeutil import SHANGHAI, add_months, month_label, month_start, parse_instant, parse_month
+from .timeutil import SHANGHAI, add_months, month_label, month_start, parse_instant_or_date, parse_month
 from .usage import GB, MB, splice_usage
 
 UTC = timezone.utc
@@ -86,16 +85,6 @@ class Period:
         return int(self.end.timestamp()) // 3600
 
 
-def _instant_or_date(value, name) -> datetime:
-    text = str(value).strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        try:
-            return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
-        except ValueError:
-            raise BadInput(f"not a date: {value!r}", field=name) from None
-    return parse_instant(text, field=name)
-
-
 def parse_period(month=None, since=None, until=None) -> Period:
     """`--month YYYY-MM`, or `--since` and `--until` (ISO 8601 with offset, or YYYY-MM-DD in Asia/Shanghai)."""
     if month and (since or until):
@@ -105,7 +94,7 @@ def parse_period(month=None, since=None, until=None) -> Period:
         return Period(month_start(y, m), month_start(*add_months(y, m, 1)), month_label(y, m))
     if not since or not until:
         raise BadInput("give --month YYYY-MM, or both --since and --until", field="--month")
-    a, b = _instant_or_date(since, "--since"), _instant_or_date(until, "--until")
+    a, b = parse_instant_or_date(since, field="--since"), parse_instant_or_date(until, field="--until")
     for t, name in ((a, "--since"), (b, "--until")):
         if t.timestamp() % 3600:
             raise BadInput(f"must be on a whole hour (billing is hourly): {t.isoformat()}", field=name)
