@@ -55,9 +55,9 @@ from fractions import Fraction
 
 from . import __version__
 from .errors import BadInput
-from .money import ZERO, fmt_quantity, round_money, to_fraction
-from .pricebook import ITEM_KEYS, ITEMS, UNITS
-from .timeutil import SHANGHAI, add_months, month_label, parse_month
+from .money import ZERO, fmt_quantity, round_money
+from .pricebook import ITEM_KEYS, ITEMS
+from .timeutil import SHANGHAI, add_months, parse_month
 
 UTC = timezone.utc
 FORMAT_VERSION = 1

@@ -16,7 +16,6 @@ Everything is labelled synthetic; credentials are the static test keys of the lo
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
