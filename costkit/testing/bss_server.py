@@ -34,10 +34,9 @@ import sys
 import threading
 import uuid
 from decimal import Decimal
-from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from .imm_server import FAULT_KINDS, TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, ApiError, Fault
+from .imm_server import FAULT_KINDS, TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, ApiError, Fault, LoopbackServer
 from .imm_server import _Handler as _SignedHandler
 
 ACTION = "DescribeInstanceBill"
@@ -72,7 +71,7 @@ def bill_item(billing_date: str, product_code: str, billing_item_code: str, *, b
     return d
 
 
-class BSSServer:
+class BSSServer(LoopbackServer):
     """BSS OpenAPI on 127.0.0.1:port. `items` are wire-form dicts (see `bill_item`); mutate freely."""
 
     def __init__(self, items: list[dict] | None = None, *, account_id: str = "1234567890123456",
@@ -87,50 +86,7 @@ class BSSServer:
         self.requests: list[tuple[str, dict]] = []
         self.counts: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._conns: set = set()
-        self._host, self._port = host, port
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle (same shape as IMMServer)
-    def start(self) -> "BSSServer":
-        server = self
-
-        class Handler(_BSSHandler):
-            imm = server      # the signature verifier reads keys and connection bookkeeping from `imm`
-
-        self._httpd = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="bss-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            with self._lock:
-                conns, self._conns = list(self._conns), set()
-            for c in conns:
-                try:
-                    c.shutdown(2)
-                except OSError:
-                    pass
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self._init_server(host, port)
 
     def add_fault(self, kind: str, **kw) -> Fault:
         if kind not in FAULT_KINDS:
@@ -354,6 +310,10 @@ def main(argv=None) -> int:
     finally:
         srv.stop()
     return 0
+
+
+BSSServer.handler_class = _BSSHandler
+BSSServer.thread_name = "bss-server"
 
 
 if __name__ == "__main__":  # pragma: no cover

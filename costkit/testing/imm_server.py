@@ -208,52 +208,31 @@ class ApiError(Exception):
 # ---------------------------------------------------------------------------------------------
 # Server
 
-class IMMServer:
-    """IMM on 127.0.0.1:port. Mutate `tasks` (and call `invalidate()` after changing StartTime)."""
+class LoopbackServer:
+    """A threaded HTTP/1.1 server on 127.0.0.1 for one handler class; subclasses set `handler_class` and
+    `thread_name`. Keep-alive connections are tracked in `_conns` so `stop()` can close them."""
 
-    def __init__(self, tasks: list[dict] | None = None, *, projects: list[str] | None = None,
-                 now: datetime | None = None, retention: timedelta | None = RETENTION, latency: float = 0.0,
-                 access_key_id: str = TEST_ACCESS_KEY_ID, access_key_secret: str = TEST_ACCESS_KEY_SECRET,
-                 duplicate_across_pages: bool = False, verify_signature: bool = True,
-                 host: str = "127.0.0.1", port: int = 0, record_requests: bool = True):
-        self.tasks: list[dict] = tasks if tasks is not None else []
-        self.projects = projects            # None: the projects that tasks mention
-        self.now = now                      # None: the wall clock; a datetime or a callable
-        self.retention = retention
-        self.latency = latency              # seconds per ListTasks page, or a function of the params
-        self.access_key_id = access_key_id
-        self.access_key_secret = access_key_secret
-        self.duplicate_across_pages = duplicate_across_pages
-        # Fields left out of ListTasks items (a leaner or older API answer), e.g. {"TaskType"}.
-        self.omit_task_fields: set = set()
-        self.verify_signature = verify_signature
-        self.record_requests = record_requests
-        self.faults: list[Fault] = []
-        self.requests: list[tuple[str, dict]] = []   # (action, decoded params), in arrival order
-        self.counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._index_key = None
-        self._index: dict = {}
-        self._selections: dict = {}
-        self._gen = 0
+    handler_class: type = None
+    thread_name = "loopback-server"
+
+    def _init_server(self, host: str, port: int) -> None:
         self._host, self._port = host, port
         self._httpd: ThreadingHTTPServer | None = None
         self._stopped = False
         self._conns: set = set()
         self._thread: threading.Thread | None = None
 
-    # -- lifecycle
-    def start(self) -> "IMMServer":
+    def start(self):
         server = self
 
-        class Handler(_Handler):
-            imm = server
+        class Handler(self.handler_class):
+            imm = server  # the handler reads keys, faults and connection bookkeeping from here
 
         self._httpd = ThreadingHTTPServer((self._host, self._port), Handler)
         self._stopped = False
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="imm-server", daemon=True)
+                                        name=self.thread_name, daemon=True)
         self._thread.start()
         return self
 
@@ -288,6 +267,37 @@ class IMMServer:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+class IMMServer(LoopbackServer):
+    """IMM on 127.0.0.1:port. Mutate `tasks` (and call `invalidate()` after changing StartTime)."""
+
+    def __init__(self, tasks: list[dict] | None = None, *, projects: list[str] | None = None,
+                 now: datetime | None = None, retention: timedelta | None = RETENTION, latency: float = 0.0,
+                 access_key_id: str = TEST_ACCESS_KEY_ID, access_key_secret: str = TEST_ACCESS_KEY_SECRET,
+                 duplicate_across_pages: bool = False, verify_signature: bool = True,
+                 host: str = "127.0.0.1", port: int = 0, record_requests: bool = True):
+        self.tasks: list[dict] = tasks if tasks is not None else []
+        self.projects = projects            # None: the projects that tasks mention
+        self.now = now                      # None: the wall clock; a datetime or a callable
+        self.retention = retention
+        self.latency = latency              # seconds per ListTasks page, or a function of the params
+        self.access_key_id = access_key_id
+        self.access_key_secret = access_key_secret
+        self.duplicate_across_pages = duplicate_across_pages
+        # Fields left out of ListTasks items (a leaner or older API answer), e.g. {"TaskType"}.
+        self.omit_task_fields: set = set()
+        self.verify_signature = verify_signature
+        self.record_requests = record_requests
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, dict]] = []   # (action, decoded params), in arrival order
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._index_key = None
+        self._index: dict = {}
+        self._selections: dict = {}
+        self._gen = 0
+        self._init_server(host, port)
 
     # -- test helpers
     def add_fault(self, kind: str, **kw) -> Fault:
@@ -782,6 +792,10 @@ def spread_tasks(n: int, *, days: float, project: str = "bench", end: datetime |
     return [make_task(project, start=end - timedelta(seconds=span * (i + rng.random()) / n),
                       task_id=f"ImageSplicing-{seed}-{i:07d}", status="Failed" if i % 50 == 0 else "Succeeded")
             for i in range(n)]
+
+
+IMMServer.handler_class = _Handler
+IMMServer.thread_name = "imm-server"
 
 
 if __name__ == "__main__":  # pragma: no cover
