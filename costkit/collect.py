@@ -580,6 +580,39 @@ def _oldest_running(store, region, project, now) -> datetime | None:
     return t if t >= now - RETENTION - timedelta(hours=1) else None
 
 
+def _list_tasks_body(client, request) -> dict:
+    """ListTasks through the SDK's own request path (query building, ACS3 signing, error mapping), returning
+    the response body as a dict.
+
+    This is `Client.list_tasks_with_options` of alibabacloud_imm20200930 5.0.3 (pinned) without its last
+    step: building TaskInfo models only for us to turn them back into dicts cost about an eighth of the
+    collector's CPU per page.
+    """
+    from alibabacloud_tea_openapi import utils_models
+    from alibabacloud_tea_openapi.utils import Utils
+    from darabonba.runtime import RuntimeOptions
+
+    query = {
+        "MaxResults": request.max_results,
+        "NextToken": request.next_token,
+        "Order": request.order,
+        "ProjectName": request.project_name,
+        "RequestDefinition": request.request_definition,
+        "Sort": request.sort,
+        "StartTimeRange": Utils.array_to_string_with_specified_style(request.start_time_range, "StartTimeRange",
+                                                                     "json"),
+        "TaskTypes": Utils.array_to_string_with_specified_style(request.task_types, "TaskTypes", "json"),
+    }
+    req = utils_models.OpenApiRequest(query=Utils.query({k: v for k, v in query.items() if v is not None}))
+    params = utils_models.Params(action="ListTasks", version="2020-09-30", protocol="HTTPS", pathname="/",
+                                 method="POST", auth_type="AK", style="RPC", req_body_type="formData",
+                                 body_type="json")
+    body = client.call_api(params, req, RuntimeOptions()).get("body")
+    if not isinstance(body, dict):
+        raise RuntimeError(f"ListTasks answered a {type(body).__name__}, not a JSON object")
+    return body
+
+
 def _fetch_slice(client, caller, region, plan: _Plan, index: int, put) -> None:
     from alibabacloud_imm20200930 import models as m
 
@@ -594,9 +627,9 @@ def _fetch_slice(client, caller, region, plan: _Plan, index: int, put) -> None:
                     project_name=plan.project, task_types=[TASK_TYPE], request_definition=True,
                     max_results=PAGE_SIZE, next_token=token, sort="StartTime", order="asc",
                     start_time_range=m.TimeRange(start=_fmt(start - BOUNDARY_PAD), end=_fmt(end + BOUNDARY_PAD)))
-                body = caller(what, client().list_tasks, req).body
-                token = body.next_token or ""
-                tasks = [t.to_map() for t in (body.tasks or []) if t is not None]
+                body = caller(what, _list_tasks_body, client(), req)
+                token = body.get("NextToken") or ""
+                tasks = [t for t in (body.get("Tasks") or []) if isinstance(t, dict)]
                 if token and token in seen:
                     raise RuntimeFailure(f"{what}: the server returned the same NextToken twice")
                 seen.add(token)
