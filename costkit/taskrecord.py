@@ -60,6 +60,12 @@ def parse_time(value, *, field: str) -> datetime | None:
     """
     if value is None:
         return None
+    if type(value) is str and value.endswith("Z") and len(value) > 10:
+        # The common IMM form, e.g. 2024-08-20T07:03:07.36Z: fromisoformat reads it directly.
+        try:
+            return datetime.fromisoformat(value).astimezone(UTC)
+        except ValueError:
+            pass  # the general path below gives the error message
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, bool):
@@ -97,6 +103,8 @@ def _from_epoch(n, field: str) -> datetime:
 
 def _text(value, field: str) -> str | None:
     """A string field; empty means absent (IMM sends "" for an unset Code, Message or UserData)."""
+    if type(value) is str:  # the common case, first: this runs ~15 times per task
+        return value or None
     if value is None:
         return None
     if isinstance(value, (dict, list)):
@@ -106,6 +114,8 @@ def _text(value, field: str) -> str | None:
 
 
 def _int(value, field: str) -> int | None:
+    if type(value) is int:
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, bool):
