@@ -27,7 +27,6 @@ Library use::
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import re
 import sys
@@ -36,7 +35,8 @@ import uuid
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 
-from .imm_server import FAULT_KINDS, TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, ApiError, Fault, LoopbackServer
+from .imm_server import (FAULT_KINDS, TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, ApiError, Fault, LoopbackServer,
+                         _decode_token, _encode_token)
 from .imm_server import _Handler as _SignedHandler
 
 ACTION = "DescribeInstanceBill"
@@ -133,7 +133,7 @@ class BSSServer(LoopbackServer):
             raise ApiError(400, "InvalidParameter", "MaxResults must be an integer.")
         if not 1 <= max_results <= 300:
             raise ApiError(400, "InvalidParameter", "MaxResults must be between 1 and 300.")
-        offset = _decode_token(p.get("NextToken") or "")
+        offset = _decode_token(p.get("NextToken") or "", "bss")
         rows = [it for it in self.items if str(it.get("BillingDate", "")).startswith(cycle)]
         if day:
             rows = [it for it in rows if it.get("BillingDate") == day]
@@ -159,7 +159,7 @@ class BSSServer(LoopbackServer):
         data = {"BillingCycle": cycle, "AccountID": self.account_id, "AccountName": self.account_name,
                 "TotalCount": len(rows), "MaxResults": max_results, "Items": [_wire(r) for r in page]}
         if nxt < len(rows) and page:
-            data["NextToken"] = _encode_token(nxt)
+            data["NextToken"] = _encode_token(nxt, "bss")
         return {"RequestId": str(uuid.uuid4()).upper(), "Success": True, "Code": "Success",
                 "Message": "Successful!", "Data": data}
 
@@ -216,21 +216,6 @@ def _dumps(obj) -> bytes:
     """JSON with the float fields as bare numbers, written from their exact decimal text."""
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
     return re.sub(r'"\\u0000num:([-+0-9.Ee]+)"', r"\1", text).encode("utf-8")
-
-
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"bss:{offset}".encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        assert text.startswith("bss:")
-        return int(text[4:])
-    except Exception:
-        raise ApiError(400, "InvalidParameter.NextToken", "The NextToken is invalid.")
 
 
 class _BSSHandler(_SignedHandler):

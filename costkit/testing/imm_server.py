@@ -532,17 +532,19 @@ def _range_bound(rng, key):
         raise ApiError(400, "InvalidParameter.TimeRange", f"{key} is not an ISO 8601 time: {v}")
 
 
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+def _encode_token(offset: int, prefix: str = "o") -> str:
+    """An opaque NextToken for a listing offset."""
+    return base64.urlsafe_b64encode(f"{prefix}:{offset}".encode()).decode().rstrip("=")
 
 
-def _decode_token(token: str) -> int:
+def _decode_token(token: str, prefix: str = "o") -> int:
+    """The offset in a NextToken from `_encode_token` (an empty token is the first page)."""
     if not token:
         return 0
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        assert text.startswith("o:")
-        return int(text[2:])
+        assert text.startswith(prefix + ":")
+        return int(text[len(prefix) + 1:])
     except Exception:
         raise ApiError(400, "InvalidParameter.NextToken", "The NextToken is invalid.")
 
