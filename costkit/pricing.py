@@ -10,6 +10,7 @@ from fractions import Fraction
 
 from .errors import BadInput
 from .pricebook import ITEMS, PRICE_ALIAS, PriceBook, PriceEntry
+from .timeutil import SHANGHAI
 
 
 def _describe(item: str, selectors: dict) -> str:
@@ -48,7 +49,7 @@ class Pricer:
         for desc, (item, selectors, instant, _) in sorted(self.missing.items()):
             unit = {"calls": "1000 calls", "requests": "10000 requests", "GB": "GB",
                     "GB-hour": "GB-month"}[ITEMS[PRICE_ALIAS.get(item, item)][0]]
-            parts.append(f"{desc} in {self.book.currency} per {unit} from {instant.isoformat()}")
+            parts.append(f"{desc} in {self.book.currency} per {unit} from {instant.astimezone(SHANGHAI).isoformat()}")
         raise BadInput(
             f"missing price for {len(parts)} item(s): " + "; ".join(parts)
             + ". Supply each as a price entry (item, selectors, unit, price, currency, effective_from, "
