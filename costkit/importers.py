@@ -39,7 +39,7 @@ from .taskrecord import (
     task_type_of,
 )
 
-KINDS = ("listtasks", "gettask", "jsonl", "mns", "eventbridge")
+from .taskrecord import DUMP_KINDS as KINDS  # noqa: E402  (the CLI reads the kinds without loading pandas)
 
 
 @dataclass

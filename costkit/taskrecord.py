@@ -18,6 +18,8 @@ from .errors import BadInput
 
 UTC = timezone.utc
 
+# Kinds of task dump `costkit import` reads (detected per file, or forced with --kind).
+DUMP_KINDS = ("listtasks", "gettask", "jsonl", "mns", "eventbridge")
 STATUSES = ("Running", "Succeeded", "Failed")
 FINAL_STATUSES = ("Succeeded", "Failed")
 _STATUS_BY_LOWER = {x.lower(): x for x in STATUSES}

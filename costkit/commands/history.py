@@ -8,9 +8,7 @@ from datetime import datetime
 
 import click
 
-from ..importers import KINDS, parse_files, store_parsed
-from ..store import Store
-from ..taskrecord import STATUSES
+from ..taskrecord import DUMP_KINDS, STATUSES
 from ..timeutil import parse_instant_or_date
 
 def _instant(value: str | None, option: str) -> datetime | None:
@@ -49,13 +47,16 @@ def _table(rows: list[list], headers: list[str]) -> str:
 def register(group: click.Group) -> None:
     @group.command("import")
     @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-    @click.option("--kind", type=click.Choice(KINDS), help="Force the file kind instead of detecting it.")
+    @click.option("--kind", type=click.Choice(DUMP_KINDS), help="Force the file kind instead of detecting it.")
     @click.option("--region", help="Region of ListTasks/GetTask dumps (they do not carry one).")
     @click.option("--skip-bad", is_flag=True, help="Skip bad records and list them, instead of failing the file.")
     @click.pass_context
     def import_cmd(ctx, files, kind, region, skip_bad):
         """Import ListTasks/GetTask dumps, task JSON Lines, MNS/RocketMQ envelopes or EventBridge events."""
         # Parse and check every file before the store is even opened: a bad file leaves no trace.
+        from ..importers import parse_files, store_parsed
+        from ..store import Store
+
         parsed = parse_files(files, kind=kind, skip_bad=skip_bad, region=region)
         with Store.open(ctx.obj["store_path"]) as store:
             summary = store_parsed(store, parsed)
@@ -76,6 +77,7 @@ def register(group: click.Group) -> None:
         since_dt, until_dt = _instant(since, "--since"), _instant(until, "--until")
         if status:
             status = {s.lower(): s for s in STATUSES}[status.lower()]
+        from ..store import Store
         with Store.open(ctx.obj["store_path"], create=False) as store:
             df = store.tasks_frame(project=project, since=since_dt, until=until_dt, status=status, region=region)
         objs = _task_objects(df)
@@ -106,6 +108,7 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def coverage_cmd(ctx, project, region, fmt):
         """Show, per project, the windows collected and the gaps (IMM keeps tasks 7 days)."""
+        from ..store import Store
         with Store.open(ctx.obj["store_path"], create=False) as store:
             df = store.coverage(region=region, project=project)
         objs = [{"region": r.region, "project": r.project, "kind": r.kind, "start": _iso(r.start),
