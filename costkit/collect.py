@@ -202,8 +202,14 @@ _CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidCred
                      "InvalidSecurityToken", "IncompleteSignature", "MissingAuthorization")
 
 
+class BadPage(Exception):
+    """A 200 answer that is not a ListTasks page: retried like a gateway fault."""
+
+
 def _classify(e: BaseException):
     """(retry?, retry_after_ms, restart?) for an exception from an SDK call."""
+    if isinstance(e, BadPage):
+        return True, None, False
     from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
     from darabonba.exceptions import UnretryableException as DaraUnretryable
     from Tea.exceptions import TeaException, UnretryableException as TeaUnretryable
@@ -609,7 +615,13 @@ def _list_tasks_body(client, request) -> dict:
                                  body_type="json")
     body = client.call_api(params, req, RuntimeOptions()).get("body")
     if not isinstance(body, dict):
-        raise RuntimeError(f"ListTasks answered a {type(body).__name__}, not a JSON object")
+        raise BadPage(f"ListTasks answered a {type(body).__name__}, not a JSON object")
+    tasks = body.get("Tasks")
+    if (tasks is None and ("Code" in body or "Message" in body)) or (tasks is not None and not isinstance(tasks, list)):
+        # An error object (or a mangled list) with status 200: taking it as an empty last page would end the
+        # listing early and lose tasks in silence.
+        raise BadPage(f"ListTasks answered 200 without a task list: Code={body.get('Code')!r} "
+                      f"Message={_short(body.get('Message') or '', 120)!r}")
     return body
 
 

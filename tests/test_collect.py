@@ -378,3 +378,22 @@ def test_a_task_that_cannot_be_stored_is_reported_not_dropped_silently(imm, stor
     imm.tasks.append(task)
     r = run_cli(store_path, "--project", "p1", "--endpoint", imm.endpoint)
     assert "warning: p1: 1 problem(s)" in r.stderr and task["TaskId"] in r.stderr
+
+
+def test_a_200_answer_with_an_error_body_is_retried_not_taken_as_an_empty_page(imm, store_path, now):
+    # A gateway that answers 200 with an error object instead of a task list must not end the listing.
+    imm.tasks += spread("p1", now, 150)
+    imm.add_fault("error", times=2, status=200, code="InternalError", message="try again")
+    r = run_cli(store_path, "--project", "p1", "--endpoint", imm.endpoint)
+    assert r.exit_code == 0, r.output
+    assert stored(store_path) == served(imm, "p1")
+
+
+def test_a_page_that_stays_malformed_fails_the_run_and_keeps_the_checkpoint(imm, store_path, now):
+    imm.tasks += spread("p1", now, 10)
+    imm.add_fault("error", times=None, status=200, code="InternalError", message="broken")
+    r = run_cli(store_path, "--project", "p1", "--endpoint", imm.endpoint)
+    assert r.exit_code == 1
+    assert "without a task list" in r.stderr
+    with Store.open(store_path) as st:
+        assert st.get_checkpoint(REGION, "p1") is None
