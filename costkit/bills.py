@@ -837,7 +837,8 @@ def fetch_bill_lines(month: str, *, endpoint: str | None = None, product_codes=(
             resp = _call(what, lambda: client.describe_instance_bill_with_options(req, RuntimeOptions()),
                          retry, sleep)
             body = resp.body
-            if body is None or (body.success is False):
+            # Success=false, or no Data at all but an error code: never read as an empty (complete) bill.
+            if body is None or body.success is False or (body.data is None and (body.code or body.message)):
                 code = getattr(body, "code", None)
                 msg = getattr(body, "message", None)
                 raise RuntimeFailure(f"{what} failed: {code}: {msg}")
