@@ -149,3 +149,14 @@ def test_server_rejects_what_the_real_api_rejects():
         resp = c.describe_instance_bill_with_options(models.DescribeInstanceBillRequest(
             billing_cycle="2025-08", granularity="MONTHLY"), RuntimeOptions())
         assert resp.body.success and resp.body.data.total_count == 0
+
+
+def test_a_200_error_body_fails_instead_of_reading_as_an_empty_bill(tmp_path):
+    store = tmp_path / "s.duckdb"
+    with BSSServer(sample_items("2025-08", 2)) as srv:
+        assert run(store, "--month", "2025-08", "--endpoint", srv.endpoint).exit_code == 0
+        srv.add_fault("error", times=None, status=200, code="InternalError", message="try later")
+        r = run(store, "--month", "2025-08", "--endpoint", srv.endpoint)
+        assert r.exit_code == 1 and "InternalError" in r.stderr
+    with Store.open(store) as s:
+        assert len(bill_lines_frame(s, "2025-08")) == 8  # the stored month is kept
