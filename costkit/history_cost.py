@@ -665,7 +665,8 @@ def _dec18(f: Fraction) -> str:
 
 
 def _lines_sql(model: Model, bounds: list[int], hour_as_text: bool, selectors: bool = False) -> str:
-    """One row per task, hour and item (exact integer sub-unit quantities, then scaled DECIMALs).
+    """One row per task, hour and item (exact integer sub-unit quantities, then scaled DECIMALs), in a total
+    order (hour, project, task, item, class, redundancy) so that two runs write identical files.
     `selectors`: also the price selectors `storage_class` and `redundancy` (for the FOCUS export)."""
     accel = ""
     if model.accel_gb:   # a constant per task: its quantity and amount are precomputed in _prices
@@ -704,7 +705,7 @@ def _lines_sql(model: Model, bounds: list[int], hour_as_text: bool, selectors: b
                p.price_source{", p.cls AS storage_class, p.red AS redundancy" if selectors else ""}
         FROM ev JOIN _prices p ON p.item = ev.item AND p.cls IS NOT DISTINCT FROM ev.cls
                                AND p.red IS NOT DISTINCT FROM ev.red AND p.seg = {_seg_sql('ev.h', bounds)}
-        ORDER BY ev.h, ev.project, ev.task_id, ev.item"""
+        ORDER BY ev.h, ev.project, ev.task_id, ev.item, ev.cls NULLS FIRST, ev.red NULLS FIRST"""
 
 
 def _lines_query(store, period, settings, prices_file, hour_as_text, selectors=False):
