@@ -288,12 +288,7 @@ def main(argv=None) -> int:
     srv = BSSServer(items, port=args.port).start()
     print(f"BSS test server on {srv.endpoint} (access key {srv.access_key_id!r}, {len(srv.items)} lines)",
           flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.stop()
+    srv.serve_until_interrupted()
     return 0
 
 

@@ -260,6 +260,15 @@ class LoopbackServer:
     def port(self) -> int:
         return self._httpd.server_address[1]
 
+    def serve_until_interrupted(self) -> None:
+        """Block until Ctrl-C (script use), then stop."""
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
     @property
     def host_port(self) -> str:
         return f"127.0.0.1:{self.port}"
@@ -776,12 +785,7 @@ def main(argv=None) -> int:
                     record_requests=False).start()
     print(f"IMM test server on {srv.endpoint} (access key {srv.access_key_id!r}, {len(tasks)} synthetic tasks)",
           flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.stop()
+    srv.serve_until_interrupted()
     return 0
 
 
