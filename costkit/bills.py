@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from .credentials import tea_config_kwargs
-from .errors import BadInput, CostkitError, RuntimeFailure
+from .errors import BadInput, CostkitError, RuntimeFailure, one_line
 from .timeutil import SHANGHAI, parse_month
 
 UTC = timezone.utc
@@ -786,7 +786,7 @@ def _call(what: str, fn, retry: BillRetry, sleep):
             raise
         except CredentialException as e:
             raise RuntimeFailure(f"{what}: no usable Alibaba Cloud credentials "
-                                 f"({' '.join(str(e).split())[:200]})") from None
+                                 f"({one_line(e, 200)})") from None
         except Exception as e:
             again, retry_after, _restart = _classify(e)
             if not again:

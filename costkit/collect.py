@@ -35,7 +35,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 from .credentials import tea_config_kwargs
-from .errors import BadInput, CostkitError, RuntimeFailure
+from .errors import BadInput, CostkitError, RuntimeFailure, one_line
 
 UTC = timezone.utc
 
@@ -175,11 +175,6 @@ class _Stopped(Exception):
     """Another slice failed; stop quietly."""
 
 
-def _short(e: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(e).split())
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def _describe(e: BaseException) -> str:
     from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
 
@@ -189,13 +184,13 @@ def _describe(e: BaseException) -> str:
         rid = getattr(e, "request_id", None) or data.get("RequestId")
         text = f"{e.code} (HTTP {e.status_code}"
         text += f", request id {rid})" if rid else ")"
-        return text + (f": {_short(msg, 200)}" if msg else "")
+        return text + (f": {one_line(msg, 200)}" if msg else "")
     inner = getattr(e, "inner_exception", None)
     if inner is not None:
         if isinstance(inner, RuntimeError) and "json" in str(inner).lower():
             return "the endpoint answered with a non-JSON page (a gateway error?)"
-        return f"{type(inner).__name__}: {_short(getattr(inner, 'message', None) or inner, 200)}"
-    return f"{type(e).__name__}: {_short(e, 200)}"
+        return f"{type(inner).__name__}: {one_line(getattr(inner, 'message', None) or inner, 200)}"
+    return f"{type(e).__name__}: {one_line(e, 200)}"
 
 
 _CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidCredentials",
@@ -251,7 +246,7 @@ def _fatal_message(what: str, e: BaseException) -> str:
     inner = getattr(e, "inner_exception", None)
     if isinstance(e, CredentialException) or isinstance(inner, CredentialException):
         return (f"{what}: no usable Alibaba Cloud credentials (set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-                f"ALIBABA_CLOUD_ACCESS_KEY_SECRET, a CLI profile or a RAM role): {_short(inner or e, 160)}")
+                f"ALIBABA_CLOUD_ACCESS_KEY_SECRET, a CLI profile or a RAM role): {one_line(inner or e, 160)}")
     msg = f"{what} failed: {_describe(e)}"
     code = str(getattr(e, "code", "") or "")
     if code.startswith(_CREDENTIAL_CODES):
@@ -621,7 +616,7 @@ def _list_tasks_body(client, request) -> dict:
         # An error object (or a mangled list) with status 200: taking it as an empty last page would end the
         # listing early and lose tasks in silence.
         raise BadPage(f"ListTasks answered 200 without a task list: Code={body.get('Code')!r} "
-                      f"Message={_short(body.get('Message') or '', 120)!r}")
+                      f"Message={one_line(body.get('Message') or '', 120)!r}")
     return body
 
 

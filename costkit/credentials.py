@@ -2,11 +2,7 @@
 explicit keys (tests, notebooks). Secrets are passed to the SDKs and never printed, logged or stored."""
 from __future__ import annotations
 
-from .errors import RuntimeFailure
-
-
-def _short(e: Exception) -> str:
-    return " ".join(str(e).split())[:200] or type(e).__name__
+from .errors import RuntimeFailure, one_line
 
 
 def static_keys(credentials) -> tuple[str, str, str | None]:
@@ -25,7 +21,7 @@ def default_chain():
     try:
         return CredClient()
     except Exception as e:  # the chain found nothing usable
-        raise RuntimeFailure(f"no Alibaba Cloud credentials: {_short(e)}") from None
+        raise RuntimeFailure(f"no Alibaba Cloud credentials: {one_line(e, 200)}") from None
 
 
 def tea_config_kwargs(credentials=None) -> dict:

@@ -38,3 +38,9 @@ class VarianceOutOfTolerance(CostkitError):
     """An audit found an item outside the tolerance (exit 3, for cron and CI)."""
 
     exit_code = 3
+
+
+def one_line(value, limit: int = 300) -> str:
+    """An exception or text as one line of at most `limit` characters (for error messages)."""
+    text = " ".join(str(value).split()) or (type(value).__name__ if isinstance(value, BaseException) else "")
+    return text if len(text) <= limit else text[:limit] + "..."
