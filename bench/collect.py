@@ -20,9 +20,9 @@ from pathlib import Path
 os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
-from costkit.collect import DEFAULT_CONCURRENCY, collect  # noqa: E402
-from costkit.store import Store  # noqa: E402
-from costkit.taskrecord import from_api_task  # noqa: E402
+from costkit.sources.imm.collect import DEFAULT_CONCURRENCY, collect  # noqa: E402
+from costkit.store.db import Store  # noqa: E402
+from costkit.sources.imm.taskrecord import from_api_task  # noqa: E402
 from costkit.testing.imm_server import (TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET,  # noqa: E402
                                         spread_tasks)
 

@@ -44,7 +44,7 @@ def _rss_mb() -> float:
 
 
 def build(path: str, n: int) -> None:
-    from costkit.store import Store
+    from costkit.store.db import Store
     if os.path.exists(path):
         os.remove(path)
     pool = max(1000, n // 2)
@@ -99,8 +99,8 @@ def _prices_file(path: str) -> str:
 
 
 def price(path: str) -> None:
-    from costkit.history_cost import parse_period, price_history
-    from costkit.store import Store
+    from costkit.engine.history import parse_period, price_history
+    from costkit.store.db import Store
     with Store.open(path, create=False) as st:
         t0 = time.perf_counter()
         report = price_history(st, parse_period("2025-09"), prices_file=_prices_file(path))
@@ -110,7 +110,7 @@ def price(path: str) -> None:
 
 
 def scan(path: str) -> None:
-    from costkit.store import Store
+    from costkit.store.db import Store
     with Store.open(path, create=False) as st:
         con = st._con
         t0 = time.perf_counter()
@@ -127,8 +127,8 @@ def naive(path: str) -> None:
     """The naive per-row reference (costkit.testing.cost_reference): per task and source, the usage model
     and the Pricer in Python with exact Fractions. Also prices the same store with the engine and checks
     that every item agrees to the cent."""
-    from costkit.history_cost import parse_period, price_history
-    from costkit.store import Store
+    from costkit.engine.history import parse_period, price_history
+    from costkit.store.db import Store
     from costkit.testing.cost_reference import reference_cost
 
     period = parse_period("2025-09")

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from costkit.store import Store  # noqa: E402
-from costkit.taskrecord import from_api_task  # noqa: E402
+from costkit.store.db import Store  # noqa: E402
+from costkit.sources.imm.taskrecord import from_api_task  # noqa: E402
 
 UTC = timezone.utc
 

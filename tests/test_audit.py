@@ -17,11 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 from gold_html import scrub_html
-from costkit.audit import build_audit, parse_floor, parse_tolerance, render_audit
-from costkit.bills import import_bill_csv
-from costkit.cli import main
-from costkit.errors import BadInput
-from costkit.store import Store
+from costkit.audit.reconcile import build_audit, parse_floor, parse_tolerance, render_audit
+from costkit.sources.bills.bills import import_bill_csv
+from costkit.cli.main import main
+from costkit.core.errors import BadInput
+from costkit.store.db import Store
 from costkit.testing.bss_server import bill_item
 from costkit.testing.synthetic_bill import write_console_csv
 

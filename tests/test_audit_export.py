@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-from costkit.cli import main
-from costkit.focus import COSTKIT_COLUMNS, column_names, focus_columns, focus_expected
-from costkit.store import Store
+from costkit.cli.main import main
+from costkit.outputs.focus import COSTKIT_COLUMNS, column_names, focus_columns, focus_expected
+from costkit.store.db import Store
 from test_audit import PRICES, add_tasks, base_month, import_bill, splice_line
 
 TYPES = {"Decimal": pa.decimal128(38, 18), "String": pa.string(), "JSON": pa.string(),
@@ -82,7 +82,7 @@ def test_focus_csv_and_costkit_schema_carry_both_sources(tmp_path):
 
 def test_expected_frame_matches_the_cost_engine(tmp_path):
     path, prices = _store(tmp_path)
-    from costkit.history_cost import parse_period, price_history
+    from costkit.engine.history import parse_period, price_history
     with Store.open(path) as st:
         frame = focus_expected(st, "2025-09", prices_file=prices)
         rep = price_history(st, parse_period("2025-09"), prices_file=prices)

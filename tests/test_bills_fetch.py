@@ -6,10 +6,10 @@ from click.testing import CliRunner
 
 from bss_server import BSSServer, bill_item, sample_items
 from conftest import TEST_AK, TEST_SK
-from costkit.bills import BillRetry, bill_lines_frame, bill_sources, fetch_bill
-from costkit.cli import main
-from costkit.errors import RuntimeFailure
-from costkit.store import Store
+from costkit.sources.bills.bills import BillRetry, bill_lines_frame, bill_sources, fetch_bill
+from costkit.cli.main import main
+from costkit.core.errors import RuntimeFailure
+from costkit.store.db import Store
 
 FAST = {"credentials": (TEST_AK, TEST_SK), "retry": BillRetry(attempts=3, base=0.001, cap=0.01)}
 
@@ -115,7 +115,7 @@ def test_credentials_from_the_default_chain(tmp_path):
     env = dict(os.environ, ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_AK, ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_SK,
                ALIBABA_CLOUD_ECS_METADATA_DISABLED="true")
     with BSSServer(sample_items("2025-08", 1)) as srv:
-        p = subprocess.run([sys.executable, "-m", "costkit.cli", "--store", str(tmp_path / "s.duckdb"), "fetch-bill",
+        p = subprocess.run([sys.executable, "-m", "costkit.cli.main", "--store", str(tmp_path / "s.duckdb"), "fetch-bill",
                             "--month", "2025-08", "--endpoint", srv.endpoint], env=env, capture_output=True,
                            text=True, timeout=60)
     assert p.returncode == 0, p.stderr
@@ -139,7 +139,7 @@ def test_bad_month_and_endpoint_are_bad_input(tmp_path):
 
 def test_server_rejects_what_the_real_api_rejects():
     with BSSServer([]) as srv:
-        from costkit.bills import make_bss_client
+        from costkit.sources.bills.bills import make_bss_client
         from alibabacloud_bssopenapi20171214 import models
         from darabonba.runtime import RuntimeOptions
         c = make_bss_client(srv.endpoint, credentials=(TEST_AK, TEST_SK))

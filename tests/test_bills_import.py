@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from costkit.billmap import load_mapping, map_lines, mapped_bill
-from costkit.bills import bill_lines_frame, bill_sources, parse_amount, read_bill_csv
-from costkit.cli import main
-from costkit.errors import BadInput
-from costkit.store import Store
+from costkit.sources.bills.mapping import load_mapping, map_lines, mapped_bill
+from costkit.sources.bills.bills import bill_lines_frame, bill_sources, parse_amount, read_bill_csv
+from costkit.cli.main import main
+from costkit.core.errors import BadInput
+from costkit.store.db import Store
 
 FIX = Path(__file__).parent / "fixtures" / "bills"
 VARIANTS = ["zh-utf8-bom.csv", "zh-gb18030.csv", "en-utf8.csv", "en-gb18030.csv"]
@@ -219,7 +219,7 @@ def test_sources_keep_csv_and_api_apart(tmp_path):
 
 
 def test_billed_daily_sums_per_day_and_item(tmp_path):
-    from costkit.billmap import billed_daily
+    from costkit.sources.bills.mapping import billed_daily
     store = tmp_path / "s.duckdb"
     assert run(store, "import-bill", str(FIX / "zh-utf8-bom.csv")).exit_code == 0
     with Store.open(store) as s:
@@ -235,7 +235,7 @@ def test_billed_daily_sums_per_day_and_item(tmp_path):
 
 def test_storage_class_from_the_billing_item_name_when_the_instance_does_not_say():
     import pandas as pd
-    from costkit.billmap import class_from_text
+    from costkit.sources.bills.mapping import class_from_text
     assert class_from_text("低频访问GET类请求次数") == "IA"
     assert class_from_text("低频访问(本地冗余)/归档存储容量") is None
     assert class_from_text("深度冷归档存储容量") == "DeepColdArchive"

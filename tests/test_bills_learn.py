@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from bss_server import bill_item
-from costkit.billmap import parse_unit, split_price_unit
-from costkit.bills import ParsedBill, parse_api_items, store_bill
-from costkit.cli import main
-from costkit.pricebook import load_price_book, read_book_file
-from costkit.store import Store
-from costkit.timeutil import SHANGHAI
+from costkit.sources.bills.mapping import parse_unit, split_price_unit
+from costkit.sources.bills.bills import ParsedBill, parse_api_items, store_bill
+from costkit.cli.main import main
+from costkit.prices.book import load_price_book, read_book_file
+from costkit.store.db import Store
+from costkit.core.timeutil import SHANGHAI
 
 FIX = Path(__file__).parent / "fixtures" / "bills"
 

@@ -8,10 +8,10 @@ from click.testing import CliRunner
 
 from bss_server import BSSServer
 from conftest import TEST_AK, TEST_SK
-from costkit.billmap import billed_daily, mapped_bill
-from costkit.bills import BillRetry
-from costkit.cli import main
-from costkit.store import Store
+from costkit.sources.bills.mapping import billed_daily, mapped_bill
+from costkit.sources.bills.bills import BillRetry
+from costkit.cli.main import main
+from costkit.store.db import Store
 from costkit.testing.imm_server import synthetic_month_tasks
 from costkit.testing.synthetic_bill import synthetic_bill_items, write_console_csv
 

@@ -1,6 +1,6 @@
 from click.testing import CliRunner
 
-from costkit.cli import main
+from costkit.cli.main import main
 
 
 def test_help_lists_the_command_group():

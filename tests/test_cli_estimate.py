@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from click.testing import CliRunner
 
-from costkit.cli import main
+from costkit.cli.main import main
 
 from helpers_forecast import write_scenario
 

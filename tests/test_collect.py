@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import TEST_AK, TEST_SK
-from costkit.cli import main
-from costkit.collect import RetryPolicy, collect, make_slices, parse_endpoint
-from costkit.errors import BadInput, RuntimeFailure
-from costkit.store import Store
+from costkit.cli.main import main
+from costkit.sources.imm.collect import RetryPolicy, collect, make_slices, parse_endpoint
+from costkit.core.errors import BadInput, RuntimeFailure
+from costkit.store.db import Store
 from imm_server import IMMServer, make_task
 
 UTC = timezone.utc

@@ -1,6 +1,6 @@
 """The demo's synthetic month, collected from the in-package IMM server through the real SDK."""
-from costkit.demo_history import SYNTHETIC_PROJECT, run_synthetic_collection
-from costkit.store import Store
+from costkit.demo.history import SYNTHETIC_PROJECT, run_synthetic_collection
+from costkit.store.db import Store
 from costkit.testing.imm_server import synthetic_month_tasks
 
 

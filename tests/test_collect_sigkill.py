@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import TEST_AK, TEST_SK
-from costkit.cli import main
-from costkit.collect import RetryPolicy
-from costkit.store import Store
+from costkit.cli.main import main
+from costkit.sources.imm.collect import RetryPolicy
+from costkit.store.db import Store
 from imm_server import IMMServer, make_task
 
 UTC = timezone.utc
@@ -37,7 +37,7 @@ def test_sigkill_mid_collection_then_rerun_stores_the_server_set_exactly(tmp_pat
               for _ in range(50)]
     store_path = str(tmp_path / "costkit.duckdb")
     with IMMServer(tasks, latency=0.04, duplicate_across_pages=True) as srv:
-        cmd = [sys.executable, "-m", "costkit.cli", "--store", store_path, "collect", "--region", "cn-test",
+        cmd = [sys.executable, "-m", "costkit.cli.main", "--store", store_path, "collect", "--region", "cn-test",
                "--project", "p1", "--endpoint", srv.endpoint, "--concurrency", "3"]
         child = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -86,7 +86,7 @@ def test_missing_credentials_is_a_clear_error_without_retries(tmp_path):
     env.pop("ALIBABA_CLOUD_PROFILE", None)
     env.pop("ALIBABA_CLOUD_CREDENTIALS_FILE", None)
     with IMMServer([]) as srv:
-        r = subprocess.run([sys.executable, "-m", "costkit.cli", "--store", str(tmp_path / "s.duckdb"), "collect",
+        r = subprocess.run([sys.executable, "-m", "costkit.cli.main", "--store", str(tmp_path / "s.duckdb"), "collect",
                             "--region", "cn-test", "--project", "p1", "--endpoint", srv.endpoint],
                            env=env, capture_output=True, text=True, timeout=60)
         assert srv.request_count("ListTasks") == 0

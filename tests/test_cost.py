@@ -9,12 +9,12 @@ from fractions import Fraction
 import pytest
 from click.testing import CliRunner
 
-from costkit.cli import main
-from costkit.errors import BadInput
-from costkit.history_cost import cost_frames, parse_by, parse_period, price_history
-from costkit.inventory import BucketFact, Fact, write_buckets, write_facts
-from costkit.settings import parse_settings
-from costkit.store import Store
+from costkit.cli.main import main
+from costkit.core.errors import BadInput
+from costkit.engine.history import cost_frames, parse_by, parse_period, price_history
+from costkit.sources.oss.inventory import BucketFact, Fact, write_buckets, write_facts
+from costkit.model.settings import parse_settings
+from costkit.store.db import Store
 from costkit.testing.cost_reference import reference_cost
 
 UTC = timezone.utc
@@ -205,7 +205,7 @@ def test_min_billable_size_early_deletion_and_overwrite(store, prices):
     t = dict(zip(totals["item"], totals["amount"]))
     exact = (Fraction(64 * KB, GB) * Fraction(2, 1000) * h + Fraction(10 * KB, GB) * Fraction(1, 1000) * h
              + Fraction(482, 1000) + Fraction(1, 10) + Fraction(612, 1000))
-    from costkit.money import round_money
+    from costkit.core.money import round_money
     assert t["oss.Storage"] == round_money(exact) and t["oss.EarlyDeletion"] == Decimal("0.96")
 
 
@@ -386,8 +386,8 @@ def test_inventory_then_cost_end_to_end(store, prices):
     from conftest import TEST_AK, TEST_SK
     from oss_server import OSSServer
 
-    from costkit.collect import RetryPolicy
-    from costkit.inventory import run_inventory
+    from costkit.sources.imm.collect import RetryPolicy
+    from costkit.sources.oss.inventory import run_inventory
     with OSSServer() as srv:
         srv.add_bucket("src-adr", archive_direct_read=True)
         srv.add_bucket("dst", storage_class="IA")
@@ -409,7 +409,7 @@ def test_inventory_then_cost_end_to_end(store, prices):
     # out/1.jpg: 64 KB IA kept 712 h; out/2.jpg gone at the inventory (2025-09-06T00:00Z): 120 h of the default
     # 1 MB, then 600 h of early deletion
     storage = Fraction(64 * KB, GB) * 712 * Fraction(2, 1000) + Fraction(1, 1024) * 120 * Fraction(2, 1000)
-    from costkit.money import round_money
+    from costkit.core.money import round_money
     assert r["items"]["oss.Storage"] == str(round_money(storage))
     assert r["items"]["oss.EarlyDeletion"] == str(round_money(Fraction(1, 1024) * 600 * Fraction(2, 1000)))
     assert any(w.startswith("1 task(s) use default object facts") for w in r["warnings"])

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from costkit.cli import main
-from costkit.focus import (MANDATORY_COLUMNS, column_names, concat_focus, focus_billed, focus_columns,
+from costkit.cli.main import main
+from costkit.outputs.focus import (MANDATORY_COLUMNS, column_names, concat_focus, focus_billed, focus_columns,
                            focus_frame)
-from costkit.store import Store
+from costkit.store.db import Store
 
 FIX = Path(__file__).parent / "fixtures" / "bills"
 CONDITIONAL = ("ConsumedQuantity", "ConsumedUnit", "ListUnitPrice", "RegionId", "ResourceId", "SkuId", "Tags")

@@ -3,8 +3,8 @@ from decimal import Decimal
 
 import pytest
 
-from costkit.errors import BadInput
-from costkit.forecast import estimate, task_counts
+from costkit.core.errors import BadInput
+from costkit.engine.forecast import estimate, task_counts
 
 from helpers_forecast import SPLICE_PRICE, write_scenario
 

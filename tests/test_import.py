@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from costkit.cli import main
-from costkit.errors import BadInput
-from costkit.importers import import_files, parse_file
-from costkit.store import Store
+from costkit.cli.main import main
+from costkit.core.errors import BadInput
+from costkit.sources.imm.importers import import_files, parse_file
+from costkit.store.db import Store
 
 FIX = Path(__file__).parent / "fixtures" / "tasks"
 

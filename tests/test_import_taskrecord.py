@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from costkit.errors import BadInput
-from costkit.taskrecord import (
+from costkit.core.errors import BadInput
+from costkit.sources.imm.taskrecord import (
     RECORD_KEYS,
     from_api_task,
     from_eventbridge_event,

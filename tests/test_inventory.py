@@ -11,12 +11,12 @@ from click.testing import CliRunner
 from conftest import TEST_AK, TEST_SK
 from oss_server import OSSServer
 
-from costkit.cli import main
-from costkit.collect import RetryPolicy
-from costkit.errors import RuntimeFailure
-from costkit.inventory import buckets_frame, objects_frame, parse_restore, run_inventory
-from costkit.settings import parse_settings
-from costkit.store import Store
+from costkit.cli.main import main
+from costkit.sources.imm.collect import RetryPolicy
+from costkit.core.errors import RuntimeFailure
+from costkit.sources.oss.inventory import buckets_frame, objects_frame, parse_restore, run_inventory
+from costkit.model.settings import parse_settings
+from costkit.store.db import Store
 
 UTC = timezone.utc
 CREDS = (TEST_AK, TEST_SK)
@@ -274,13 +274,13 @@ def test_cli_default_credential_chain_from_environment(srv, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.update(ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_AK, ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_SK,
                ALIBABA_CLOUD_ECS_METADATA_DISABLED="true", NO_PROXY="127.0.0.1,localhost", HOME=str(tmp_path))
-    r = subprocess.run([sys.executable, "-m", "costkit.cli", "--store", path, "inventory", "--endpoint",
+    r = subprocess.run([sys.executable, "-m", "costkit.cli.main", "--store", path, "inventory", "--endpoint",
                         srv.endpoint], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "1 objects (1 found" in r.stdout and TEST_SK not in r.stdout + r.stderr
     env.pop("ALIBABA_CLOUD_ACCESS_KEY_ID")
     env.pop("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-    r = subprocess.run([sys.executable, "-m", "costkit.cli", "--store", path, "inventory", "--endpoint",
+    r = subprocess.run([sys.executable, "-m", "costkit.cli.main", "--store", path, "inventory", "--endpoint",
                         srv.endpoint, "--max-age", "0"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "no usable Alibaba Cloud credentials" in r.stderr
 

@@ -5,11 +5,11 @@ from fractions import Fraction
 import pytest
 from click.testing import CliRunner
 
-from costkit.cli import main
-from costkit.errors import BadInput
-from costkit.money import round_money
-from costkit.pricebook import bundled_book_path, check_book, load_price_book
-from costkit.timeutil import parse_instant
+from costkit.cli.main import main
+from costkit.core.errors import BadInput
+from costkit.core.money import round_money
+from costkit.prices.book import bundled_book_path, check_book, load_price_book
+from costkit.core.timeutil import parse_instant
 
 GOOD_ENTRY = """\
   - item: oss.IaRetrieval

@@ -18,8 +18,8 @@ import pytest
 from markupsafe import escape
 
 from gold_html import scrub_html
-from costkit import charts
-from costkit.report_html import fmt_number, fmt_value, link_segments, render_forecast_html, render_html
+from costkit.outputs import charts
+from costkit.outputs.html import fmt_number, fmt_value, link_segments, render_forecast_html, render_html
 
 GOLD = Path(__file__).parent / "gold" / "forecast_report.html"
 CENT = Decimal("0.01")
@@ -369,7 +369,7 @@ def test_long_horizon_renders(model):
 
 def test_engine_model_renders(tmp_path):
     """The engine's own model (the demo scenario, renamed to hostile text) renders self-contained."""
-    forecast = pytest.importorskip("costkit.forecast")
+    forecast = pytest.importorskip("costkit.engine.forecast")
     import yaml
     from importlib import resources
 

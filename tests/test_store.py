@@ -9,9 +9,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-import costkit.store as store_mod
-from costkit.errors import BadInput, RuntimeFailure
-from costkit.store import MIGRATIONS, Store, UpsertCounts
+import costkit.store.db as store_mod
+from costkit.core.errors import BadInput, RuntimeFailure
+from costkit.store.db import MIGRATIONS, Store, UpsertCounts
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)

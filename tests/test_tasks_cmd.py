@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 import costkit
-from costkit.cli import main
-from costkit.errors import BadInput
-from costkit.importers import import_files
-from costkit.store import Store
+from costkit.cli.main import main
+from costkit.core.errors import BadInput
+from costkit.sources.imm.importers import import_files
+from costkit.store.db import Store
 
 FIX = Path(__file__).parent / "fixtures" / "tasks"
 UTC = timezone.utc

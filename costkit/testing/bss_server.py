@@ -35,9 +35,9 @@ import uuid
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 
-from .imm_server import (FAULT_KINDS, TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, ApiError, Fault, LoopbackServer,
+from costkit.testing.imm_server import (FAULT_KINDS, TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, ApiError, Fault, LoopbackServer,
                          _decode_token, _encode_token)
-from .imm_server import _Handler as _SignedHandler
+from costkit.testing.imm_server import _Handler as _SignedHandler
 
 ACTION = "DescribeInstanceBill"
 FLOAT_FIELDS = ("PretaxGrossAmount", "InvoiceDiscount", "DeductedByCoupons", "PretaxAmount",
@@ -281,8 +281,8 @@ def main(argv=None) -> int:
                     help="bill the IMM server's synthetic month of tasks (costkit.testing.synthetic_bill)")
     ap.add_argument("--per-day", type=int, default=120, help="synthetic tasks per day (as the IMM server)")
     args = ap.parse_args(argv)
-    from .imm_server import synthetic_month_tasks
-    from .synthetic_bill import synthetic_bill_items
+    from costkit.testing.imm_server import synthetic_month_tasks
+    from costkit.testing.synthetic_bill import synthetic_bill_items
     items = synthetic_bill_items(synthetic_month_tasks(args.synthetic_month, per_day=args.per_day),
                                  args.synthetic_month)
     srv = BSSServer(items, port=args.port).start()

@@ -15,11 +15,11 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from fractions import Fraction
 
-from ..forecast import _profile
-from ..money import round_money
-from ..pricebook import ITEM_KEYS, STORAGE_CLASSES, load_price_book
-from ..pricing import Pricer
-from ..usage import GB, billable_bytes, splice_usage
+from costkit.engine.forecast import _profile
+from costkit.core.money import round_money
+from costkit.prices.book import ITEM_KEYS, STORAGE_CLASSES, load_price_book
+from costkit.prices.pricer import Pricer
+from costkit.model.usage import GB, billable_bytes, splice_usage
 
 UTC = timezone.utc
 
@@ -34,7 +34,7 @@ def _at(h: int) -> datetime:
 
 def reference_cost(store, period, *, settings=None, prices_file=None, lookup: str = "preload") -> dict:
     """{"items": {item: exact Fraction}, "rounded": {item: Decimal}, "tasks", "succeeded", "splices"}."""
-    from ..settings import load_settings
+    from costkit.model.settings import load_settings
     settings = settings or load_settings(None)
     scn = settings.splice
     book = load_price_book(settings.site, prices_file=prices_file, scenario_prices=scn.prices,

@@ -1,0 +1,208 @@
+"""Commands: import-bill, fetch-bill, bill-lines, prices learn, export."""
+from __future__ import annotations
+
+import click
+
+from costkit.core.errors import BadInput
+from costkit.core.timeutil import parse_month
+from costkit.cli.cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
+
+MAPPING_OPTION = click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False),
+                              help="Bill mapping file (default: the bundled costkit/data/bill-mapping.yaml).")
+
+
+def _month(value, name="--month"):
+    if value is not None:
+        parse_month(value, field=name)
+    return value
+
+
+def _report_unmapped(store, summary, mapping_file) -> None:
+    """Print the unmapped lines of each imported month (they are stored; the audit reports them too)."""
+    from costkit.sources.bills.mapping import mapped_bill, unmapped_summary
+
+    for month in sorted(summary.months):
+        frame = mapped_bill(store, month, source=summary.source, mapping=mapping_file)
+        if frame.empty:
+            continue
+        n_un = int((~frame["mapped"]).sum())
+        click.echo(f"{month}: {len(frame) - n_un} lines mapped to costkit items, {n_un} unmapped")
+        for text in unmapped_summary(frame):
+            click.echo(f"  unmapped: {text}")
+
+
+@click.command("import-bill")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--month", help="Billing month YYYY-MM (UTC+8); every line must be in it (default: the months "
+                              "the file holds).")
+@click.option("--currency", help="Currency when the file has no Currency/币种 column (CNY, USD).")
+@MAPPING_OPTION
+@click.pass_context
+def import_bill_cmd(ctx, file, month, currency, mapping_file):
+    """Import a console bill-details CSV (UTF-8, UTF-8 with BOM or GB18030; Chinese or English headers).
+
+    Importing a month again from the same source replaces it."""
+    from costkit.sources.bills.mapping import load_mapping
+    from costkit.sources.bills.bills import import_bill_csv
+    from costkit.store.db import Store
+
+    _month(month)
+    if mapping_file:
+        load_mapping(mapping_file)  # bad mapping: fail before touching the store
+    with Store.open(ctx.obj["store_path"]) as store:
+        summary = import_bill_csv(store, file, month=month, currency=currency)
+        click.echo(summary.line())
+        _report_unmapped(store, summary, mapping_file)
+
+
+@click.command("fetch-bill")
+@click.option("--month", required=True, help="Billing cycle YYYY-MM (UTC+8; the API keeps 18 months).")
+@click.option("--endpoint", help="http://host:port, https://host or a host name (default: business.aliyuncs.com "
+                                 "for cn-* regions, else the international site's business.ap-southeast-1."
+                                 "aliyuncs.com).")
+@click.option("--product-code", "product_codes", multiple=True,
+              help="Only this ProductCode (repeatable), e.g. oss, imm. Default: every product.")
+@click.option("--region", default="cn-hangzhou", show_default=True,
+              help="Region id for the SDK client (ap-southeast-1 etc. selects the international site).")
+@MAPPING_OPTION
+@click.pass_context
+def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
+    """Fetch a month's daily billing-item lines with BSS OpenAPI DescribeInstanceBill and store them
+    (credentials: the Alibaba Cloud default chain). Fetching a month again replaces it."""
+    from costkit.sources.bills.mapping import load_mapping
+    from costkit.sources.bills.bills import fetch_bill
+    from costkit.sources.imm.collect import parse_endpoint
+    from costkit.store.db import Store
+
+    _month(month)
+    parse_endpoint(endpoint, region)
+    if mapping_file:
+        load_mapping(mapping_file)
+    # Test seam: tests pass static test keys and a fast retry policy through the context object.
+    extra = dict((ctx.obj or {}).get("fetch_bill_kwargs") or {})
+    with Store.open(ctx.obj["store_path"]) as store:
+        summary = fetch_bill(store, month, endpoint=endpoint, product_codes=product_codes, region=region, **extra)
+        click.echo(summary.line())
+        _report_unmapped(store, summary, mapping_file)
+
+
+@click.command("bill-lines")
+@click.option("--month", required=True, help="Billing month YYYY-MM (UTC+8).")
+@click.option("--source", help="Bill source (csv, api, csv:<account>...); default: the latest import.")
+@click.option("--unmapped", "only_unmapped", is_flag=True, help="Only the lines no mapping rule matched.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@MAPPING_OPTION
+@click.pass_context
+def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
+    """Show the stored bill lines of a month with their costkit item (mapped or not)."""
+    from costkit.sources.bills.mapping import mapped_bill
+    from costkit.outputs.text import text_table, to_json
+    from costkit.store.db import Store
+    from costkit.outputs.files import write_output
+
+    _month(month)
+    with Store.open(ctx.obj["store_path"], create=False) as store:
+        frame = mapped_bill(store, month, source=source, mapping=mapping_file)
+    if only_unmapped and not frame.empty:
+        frame = frame[~frame["mapped"]]
+    cols = ["billing_date", "product_code", "billing_item_code", "billing_item", "instance_id", "usage",
+            "usage_unit", "pretax_gross_amount", "deductions", "pretax_amount", "currency", "item", "storage_class",
+            "redundancy", "quantity", "quantity_unit", "note"]
+    rows = [[_cell(r.get(c)) for c in cols] for r in frame.to_dict("records")]
+    if fmt == "json":
+        text = to_json({"month": month, "lines": [dict(zip(cols, r)) for r in rows]})
+    elif fmt == "csv":
+        import csv
+        import io
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(cols)
+        w.writerows([["" if v is None else v for v in r] for r in rows])
+        text = buf.getvalue()
+    else:
+        text = text_table(cols, [["" if v is None else str(v) for v in r] for r in rows])
+    write_output(text, out)
+
+
+def _cell(v):
+    from decimal import Decimal
+
+    from costkit.sources.bills.bills import decimal_text
+    if isinstance(v, Decimal):
+        return decimal_text(v)
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+@click.command("learn")
+@click.option("--month", required=True, help="Billing month YYYY-MM whose stored bill lines to learn from.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the overlay here (default: stdout).")
+@click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
+@MAPPING_OPTION
+@click.pass_context
+def prices_learn_cmd(ctx, month, out, source, mapping_file):
+    """Derive unit prices from a month's bill lines into a user price overlay (confidence: bill).
+
+    Use the file with --prices; this is how the unknown ImageSplicing price gets filled in."""
+    from costkit.prices.learn import learn_prices
+    from costkit.store.db import Store
+    from costkit.outputs.files import write_output
+
+    _month(month)
+    root = ctx.find_root()
+    with Store.open(root.obj["store_path"], create=False) as store:
+        result = learn_prices(store, month, source=source, mapping=mapping_file)
+    write_output(result.yaml_text(), out)
+    for e in result.entries:
+        sel = ",".join(f"{k}={v}" for k, v in sorted(e["selectors"].items()))
+        click.echo(f"learnt {e['item']}{' ' + sel if sel else ''}: {e['price']} {e['currency']}/{e['unit']} from "
+                   f"{e['effective_from']}", err=True)
+    for s in result.skipped:
+        click.echo(f"costkit: note: {s}", err=True)
+    if out:
+        click.echo(f"wrote {out}", err=True)
+    if not result.entries:
+        raise BadInput(f"no price could be learnt from the {month} bill lines (see the notes above)",
+                       field="--month")
+
+
+@click.command("export")
+@click.option("--month", required=True, help="Billing month YYYY-MM (UTC+8).")
+@click.option("--schema", type=click.Choice(["focus", "costkit"]), default="focus", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
+@MAPPING_OPTION
+@PRICES_OPTION
+@SETTINGS_OPTION
+@SITE_OPTION
+@click.pass_context
+def export_cmd(ctx, month, schema, fmt, out, source, mapping_file, prices_file, settings_file, site):
+    """Write a month's charges for finance dashboards: FOCUS 1.2 columns (or costkit's own), CSV or Parquet.
+
+    Billed charges come from the stored bill lines (x_costkit_source=billed), expected charges from the cost
+    engine, summed per day x item x class x project x tags (x_costkit_source=expected)."""
+    from costkit.outputs.focus import export_month
+    from costkit.model.settings import load_settings
+    from costkit.store.db import Store
+
+    _month(month)
+    settings = load_settings(settings_file, site=site)
+    with Store.open(ctx.obj["store_path"], create=False) as store:
+        n, notes = export_month(store, month, schema=schema, fmt=fmt, out=out, source=source,
+                                mapping=mapping_file, settings=settings, prices_file=prices_file)
+    for note in notes:
+        click.echo(f"costkit: note: {note}", err=True)
+    click.echo(f"wrote {out} ({n} rows, schema {schema}, {fmt})")
+
+
+def register(group: click.Group) -> None:
+    from costkit.cli.forecast import prices_group
+
+    for cmd in (import_bill_cmd, fetch_bill_cmd, bill_lines_cmd, export_cmd):
+        group.add_command(cmd)
+    prices_group.add_command(prices_learn_cmd)

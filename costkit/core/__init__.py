@@ -1,0 +1,1 @@
+"""Layer 1, core: money, time, YAML and errors. Imports nothing else of costkit."""

@@ -1,0 +1,2 @@
+"""The package version, in core so that every layer can name it."""
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The demo: a synthetic month collected, billed and audited against the local servers."""

@@ -1,0 +1,234 @@
+"""Workload scenarios (YAML) for forecasts: parsing and validation with file:line messages."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from costkit.core.errors import BadInput
+from costkit.core.money import parse_decimal
+from costkit.core.catalog import CURRENCIES, REDUNDANCIES, STORAGE_CLASSES
+from costkit.core.timeutil import parse_instant, parse_month
+from costkit.core.yamlio import Mapping, load_yaml_file, load_yaml_text
+
+CUTOVER = "2025-07-28T11:00:00+08:00"
+
+# Request profile of one splice (calibrate from OSS access logs).
+REQUEST_DEFAULTS = {"get_per_source": 1, "head_per_source": 1, "put_per_task": 1}
+# Minimum storage duration in days by class; minimum billable size in KB for IA and colder.
+MIN_STORAGE_DAYS = {"Standard": 0, "IA": 30, "Archive": 60, "ColdArchive": 180, "DeepColdArchive": 180}
+USAGE_DEFAULTS = {
+    "charge_failed_splices": False,
+    "imm_billing_start": CUTOVER,
+    "min_billable_kb": 64,
+    "min_storage_days": MIN_STORAGE_DAYS,
+}
+
+# key: (kind, required, default, description)
+FIELDS: dict[str, tuple[str, bool, object, str]] = {
+    "name": ("str", True, None, "scenario name"),
+    "site": ("site", True, None, "cn (CNY) or intl (USD)"),
+    "region": ("str", False, None, "region of the IMM project and buckets (informational)"),
+    "start": ("month", True, None, "first month, YYYY-MM (Asia/Shanghai)"),
+    "months": ("int", True, None, "horizon in months, 1..120"),
+    "tasks_per_month": ("int", True, None, "splice tasks in the first month"),
+    "monthly_growth": ("decimal", False, Decimal("0"), "compounded monthly growth of the task count"),
+    "failure_rate": ("decimal", False, Decimal("0"), "share of tasks that fail, 0..1"),
+    "sources_per_task": ("int", True, None, "source images per task, 1..10"),
+    "source_size_mb": ("decimal", True, None, "size of one source image, MB (1024^2 bytes)"),
+    "source_storage_class": ("class", False, "Standard", "storage class of the sources"),
+    "archive_direct_read": ("bool", False, False, "Archive direct read switched on for the source bucket"),
+    "target_size_mb": ("decimal", True, None, "size of one target image, MB"),
+    "target_storage_class": ("class", False, "Standard", "storage class of the targets"),
+    "target_redundancy": ("redundancy", False, "LRS", "redundancy of the target bucket (LRS or ZRS)"),
+    "target_retention_days": ("decimal?", False, None, "days a target is kept before deletion; null = kept"),
+    "accelerated_gb_per_task": ("decimal", False, Decimal("0"), "GB through transfer acceleration per task"),
+    "requests": ("requests", False, None, "OSS requests per splice"),
+    "daily_profile": ("profile", False, None, "24 weights: share of a day's tasks completing in each hour"),
+    "usage": ("usage", False, None, "usage-model settings"),
+    "prices": ("prices", False, None, "price entries with the highest precedence"),
+}
+
+RANGES = {
+    "months": (1, 120), "tasks_per_month": (0, None), "sources_per_task": (1, 10),
+    "failure_rate": (0, 1), "monthly_growth": (-1, None), "source_size_mb": (0, None),
+    "target_size_mb": (0, None), "target_retention_days": (0, None), "accelerated_gb_per_task": (0, None),
+}
+
+
+@dataclass
+class Scenario:
+    """A validated scenario. Numbers are exact (Decimal/int); `given` lists the keys the file set."""
+
+    name: str
+    site: str
+    region: str | None
+    start: tuple[int, int]
+    months: int
+    tasks_per_month: Decimal
+    monthly_growth: Decimal
+    failure_rate: Decimal
+    sources_per_task: Decimal
+    source_size_mb: Decimal
+    source_storage_class: str
+    archive_direct_read: bool
+    target_size_mb: Decimal
+    target_storage_class: str
+    target_redundancy: str
+    target_retention_days: Decimal | None
+    accelerated_gb_per_task: Decimal
+    requests: dict
+    daily_profile: list[Decimal] | None
+    usage: dict
+    prices: list | None
+    path: str = "scenario"
+    given: set = field(default_factory=set)
+
+    @property
+    def currency(self) -> str:
+        return CURRENCIES[self.site]
+
+    @property
+    def imm_billing_start(self) -> datetime:
+        return parse_instant(self.usage["imm_billing_start"], field="usage.imm_billing_start", path=self.path)
+
+
+def _bad(msg, path, data, key):
+    line = data.line_of(key) if isinstance(data, Mapping) else None
+    raise BadInput(msg, path=path, line=line, field=key)
+
+
+def _number(value, key, path, data, *, integer=False):
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        _bad(f"expected a {'whole number' if integer else 'number'}, got {type(value).__name__} {value!r}",
+             path, data, key)
+    d = parse_decimal(value)
+    if d is None:
+        _bad(f"expected a {'whole number' if integer else 'number'}, got {value!r}", path, data, key)
+    if integer and d != d.to_integral_value():
+        _bad(f"expected a whole number, got {value!r}", path, data, key)
+    lo, hi = RANGES.get(key.split(".")[-1], (None, None))
+    if (lo is not None and d < lo) or (hi is not None and d > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        _bad(f"{value} is out of range ({rng})", path, data, key)
+    return d
+
+
+def _unknown(key, known, path, data):
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    _bad(f"unknown key{hint}", path, data, key)
+
+
+def _submapping(value, key, defaults, path, data, check):
+    if value is None:
+        return dict(defaults)
+    if not isinstance(value, dict):
+        _bad(f"expected a mapping, got {type(value).__name__}", path, data, key)
+    out = dict(defaults)
+    for k, v in value.items():
+        if k not in defaults:
+            _unknown(f"{key}.{k}", [f"{key}.{d}" for d in defaults], path, value if isinstance(value, Mapping) else data)
+        out[k] = check(k, v, value)
+    return out
+
+
+def parse_scenario(data, path="scenario") -> Scenario:
+    """Validate a parsed scenario mapping; return a Scenario or raise BadInput (one line, with the line)."""
+    if not isinstance(data, dict):
+        raise BadInput("expected a mapping of scenario keys", path=path, line=1)
+    for k in data:
+        if k not in FIELDS:
+            _unknown(k, FIELDS, path, data)
+    for k, (_, required, _, _) in FIELDS.items():
+        if required and k not in data:
+            raise BadInput("missing required key", path=path, field=k)
+    vals = {}
+    for k, (kind, _, default, _) in FIELDS.items():
+        if k not in data:
+            vals[k] = default
+            continue
+        v = data[k]
+        if kind == "str":
+            if not isinstance(v, (str, int)) or isinstance(v, bool):
+                _bad(f"expected text, got {type(v).__name__}", path, data, k)
+            vals[k] = str(v)
+        elif kind == "site":
+            if v not in CURRENCIES:
+                _bad(f"unknown site {v!r} (cn or intl)", path, data, k)
+            vals[k] = v
+        elif kind == "month":
+            vals[k] = parse_month(v, field=k, path=path, line=data.line_of(k) if isinstance(data, Mapping) else None)
+        elif kind == "int":
+            vals[k] = int(_number(v, k, path, data, integer=True))
+        elif kind == "decimal":
+            vals[k] = _number(v, k, path, data)
+        elif kind == "decimal?":
+            vals[k] = None if v is None else _number(v, k, path, data)
+        elif kind == "bool":
+            if not isinstance(v, bool):
+                _bad(f"expected true or false, got {v!r}", path, data, k)
+            vals[k] = v
+        elif kind == "class":
+            if v not in STORAGE_CLASSES:
+                _bad(f"unknown storage class {v!r} (one of {', '.join(STORAGE_CLASSES)})", path, data, k)
+            vals[k] = v
+        elif kind == "redundancy":
+            if v not in REDUNDANCIES:
+                _bad(f"unknown redundancy {v!r} (LRS or ZRS)", path, data, k)
+            vals[k] = v
+        elif kind == "requests":
+            vals[k] = _submapping(v, k, REQUEST_DEFAULTS, path, data,
+                                  lambda kk, vv, m: int(_number(vv, f"{k}.{kk}", path, m, integer=True)))
+            for kk, vv in vals[k].items():
+                if vv < 0:
+                    _bad("must not be negative", path, v, kk)
+        elif kind == "profile":
+            if not isinstance(v, list) or len(v) != 24:
+                _bad("expected a list of 24 hourly weights (hours 00..23, Asia/Shanghai)", path, data, k)
+            weights = [_number(w, k, path, data) for w in v]
+            if any(w < 0 for w in weights) or sum(weights) <= 0:
+                _bad("weights must be >= 0 with a positive sum", path, data, k)
+            vals[k] = weights
+        elif kind == "usage":
+            def check_usage(kk, vv, m):
+                if kk == "charge_failed_splices":
+                    if not isinstance(vv, bool):
+                        _bad(f"expected true or false, got {vv!r}", path, m, kk)
+                    return vv
+                if kk == "imm_billing_start":
+                    return parse_instant(vv, field=f"usage.{kk}", path=path,
+                                         line=m.line_of(kk) if isinstance(m, Mapping) else None).isoformat()
+                if kk == "min_billable_kb":
+                    return _number(vv, f"usage.{kk}", path, m)
+                if not isinstance(vv, dict):
+                    _bad("expected a mapping of storage class to days", path, m, kk)
+                out = dict(MIN_STORAGE_DAYS)
+                for c, days in vv.items():
+                    if c not in STORAGE_CLASSES:
+                        _bad(f"unknown storage class {c!r}", path, vv, c)
+                    out[c] = _number(days, f"usage.min_storage_days.{c}", path, vv)
+                return out
+            vals[k] = _submapping(v, k, USAGE_DEFAULTS, path, data, check_usage)
+        elif kind == "prices":
+            if not isinstance(v, list):
+                _bad("expected a list of price entries (same schema as the price books)", path, data, k)
+            vals[k] = v
+    if vals["requests"] is None:
+        vals["requests"] = dict(REQUEST_DEFAULTS)
+    if vals["usage"] is None:
+        vals["usage"] = dict(USAGE_DEFAULTS)
+    for k in ("tasks_per_month", "sources_per_task"):
+        vals[k] = Decimal(vals[k])
+    given = set(data)
+    return Scenario(path=str(path), given=given, **vals)
+
+
+def load_scenario(path) -> Scenario:
+    """Read and validate a scenario file."""
+    return parse_scenario(load_yaml_file(path), path)
+
+
+def load_scenario_text(text: str, path="scenario") -> Scenario:
+    return parse_scenario(load_yaml_text(text, path), path)

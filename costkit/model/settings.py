@@ -1,0 +1,101 @@
+"""Settings for pricing the history (`costkit cost`) and for `costkit inventory`: one small YAML file.
+
+`--settings FILE` (or env `COSTKIT_SETTINGS`); without it every value takes its default. The keys are the
+scenario keys that describe one splice (same names, same validation, same defaults as `estimate`), used
+for what the inventory does not know, plus `buckets:`:
+
+```yaml
+site: cn                         # cn (CNY) or intl (USD); `--site` overrides it
+source_size_mb: 1                # size of a source whose object facts are unknown
+source_storage_class: Standard   # its class
+archive_direct_read: false       # direct read of a bucket whose setting the API does not expose
+target_size_mb: 1                # size of a target whose object facts are unknown
+target_storage_class: Standard   # its class, when neither the object nor its bucket is known
+target_redundancy: LRS           # redundancy of a target bucket not reported by GetBucketInfo
+target_retention_days: null      # unknown targets: days kept (null = kept through the period)
+accelerated_gb_per_task: 0       # GB per task through transfer acceleration
+requests: {get_per_source: 1, head_per_source: 1, put_per_task: 1}
+usage: {charge_failed_splices: false, imm_billing_start: "2025-07-28T11:00:00+08:00", min_billable_kb: 64}
+prices: []                       # price entries on top of the book and --prices (highest precedence)
+buckets:                         # per-bucket configuration, used where the API does not say
+  my-bucket: {archive_direct_read: true, redundancy: ZRS, storage_class: IA}
+```
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from costkit.core.errors import BadInput
+from costkit.core.catalog import REDUNDANCIES, STORAGE_CLASSES
+from costkit.model.scenario import Scenario, parse_scenario
+from costkit.core.yamlio import Mapping, load_yaml_file
+
+SETTINGS_KEYS = ("site", "region", "source_size_mb", "source_storage_class", "archive_direct_read",
+                 "target_size_mb", "target_storage_class", "target_redundancy", "target_retention_days",
+                 "accelerated_gb_per_task", "requests", "usage", "prices", "buckets")
+BUCKET_KEYS = {"archive_direct_read": bool, "redundancy": REDUNDANCIES, "storage_class": STORAGE_CLASSES}
+# Scenario keys that a settings file does not take (they describe a forecast, not the history).
+_DUMMY = {"name": "settings", "start": "2025-01", "months": 1, "tasks_per_month": 0, "sources_per_task": 1,
+          "source_size_mb": 1, "target_size_mb": 1, "site": "cn"}
+
+
+@dataclass
+class Settings:
+    """Validated settings. `splice` is a Scenario carrying the splice keys (defaults where not given)."""
+
+    splice: Scenario
+    buckets: dict = field(default_factory=dict)
+    path: str | None = None
+    given: set = field(default_factory=set)
+
+    @property
+    def site(self) -> str:
+        return self.splice.site
+
+
+def parse_settings(data, path="settings") -> Settings:
+    """Validate a parsed settings mapping (BadInput with file:line on any problem)."""
+    if data is None:
+        data = Mapping()
+    if not isinstance(data, dict):
+        raise BadInput("expected a mapping of settings keys", path=path, line=1)
+    for k in data:
+        if k not in SETTINGS_KEYS:
+            line = data.line_of(k) if isinstance(data, Mapping) else None
+            raise BadInput(f"unknown settings key (known: {', '.join(SETTINGS_KEYS)})", path=path, line=line,
+                           field=k)
+    buckets_raw = data.get("buckets") or {}
+    scenario_part = Mapping({**_DUMMY, **{k: v for k, v in data.items() if k != "buckets"}})
+    scenario_part.line = getattr(data, "line", 0)
+    scenario_part.key_lines = dict(getattr(data, "key_lines", {}))
+    splice = parse_scenario(scenario_part, path)
+    if not isinstance(buckets_raw, dict):
+        raise BadInput("expected a mapping of bucket name to settings", path=path, field="buckets")
+    buckets = {}
+    for name, conf in buckets_raw.items():
+        if not isinstance(conf, dict):
+            raise BadInput("expected a mapping", path=path, field=f"buckets.{name}")
+        for k, v in conf.items():
+            kind = BUCKET_KEYS.get(k)
+            if kind is None:
+                raise BadInput(f"unknown key (known: {', '.join(BUCKET_KEYS)})", path=path,
+                               field=f"buckets.{name}.{k}")
+            if kind is bool and not isinstance(v, bool):
+                raise BadInput(f"expected true or false, got {v!r}", path=path, field=f"buckets.{name}.{k}")
+            if kind is not bool and v not in kind:
+                raise BadInput(f"{v!r} is not one of {', '.join(kind)}", path=path, field=f"buckets.{name}.{k}")
+        buckets[str(name)] = dict(conf)
+    return Settings(splice=splice, buckets=buckets, path=None if path == "settings" else str(path), given=set(data))
+
+
+def load_settings(path=None, *, site: str | None = None) -> Settings:
+    """Settings from `path`, else env COSTKIT_SETTINGS, else the defaults; `site` overrides the file's."""
+    path = path or os.environ.get("COSTKIT_SETTINGS") or None
+    data = load_yaml_file(path) if path else None
+    s = parse_settings(data, path or "settings")
+    if site is not None:
+        if site not in ("cn", "intl"):
+            raise BadInput(f"unknown site {site!r} (cn or intl)", field="--site")
+        s.splice.site = site
+    return s

@@ -1,0 +1,1 @@
+"""Bills: the console CSV, the BSS API, and the mapping of bill lines onto price-book items."""

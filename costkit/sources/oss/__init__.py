@@ -1,0 +1,1 @@
+"""OSS object and bucket facts: the inventory."""
