@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "costkit"
 
 # Lowest first. A module may import its own layer and the layers before it, never one after it.
-LAYERS = ["core", "sources", "store", "model", "prices", "engine", "audit", "outputs", "testing", "demo",
+LAYERS = ["core", "sources", "store", "model", "prices", "engine", "audit", "advise", "outputs", "testing", "demo",
           "cli"]
 # Top-level modules: the package's public face and compatibility paths, above every layer.
 API = "api"
