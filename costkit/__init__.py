@@ -13,7 +13,7 @@ _PUBLIC = {
     "cost_frames": "costkit.engine.history",
     "price_history": "costkit.engine.history",
     "parse_period": "costkit.engine.history",
-    "mapped_bill": "costkit.sources.bills.mapping",
+    "mapped_bill": "costkit.store.bills",
     "build_audit": "costkit.audit.reconcile",
     "load_settings": "costkit.model.settings",
     "Store": "costkit.store.db",

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from gold_html import scrub_html
 from costkit.audit.reconcile import build_audit, parse_floor, parse_tolerance, render_audit
-from costkit.sources.bills.bills import import_bill_csv
+from costkit.store.bills import import_bill_csv
 from costkit.cli.main import main
 from costkit.core.errors import BadInput
 from costkit.store.db import Store

@@ -6,7 +6,8 @@ from click.testing import CliRunner
 
 from bss_server import BSSServer, bill_item, sample_items
 from conftest import TEST_AK, TEST_SK
-from costkit.sources.bills.bills import BillRetry, bill_lines_frame, bill_sources, fetch_bill
+from costkit.sources.bills.bss import BillRetry
+from costkit.store.bills import bill_lines_frame, bill_sources, fetch_bill
 from costkit.cli.main import main
 from costkit.core.errors import RuntimeFailure
 from costkit.store.db import Store
@@ -139,7 +140,7 @@ def test_bad_month_and_endpoint_are_bad_input(tmp_path):
 
 def test_server_rejects_what_the_real_api_rejects():
     with BSSServer([]) as srv:
-        from costkit.sources.bills.bills import make_bss_client
+        from costkit.sources.bills.bss import make_bss_client
         from alibabacloud_bssopenapi20171214 import models
         from darabonba.runtime import RuntimeOptions
         c = make_bss_client(srv.endpoint, credentials=(TEST_AK, TEST_SK))

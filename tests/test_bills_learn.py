@@ -8,8 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from bss_server import bill_item
-from costkit.sources.bills.mapping import parse_unit, split_price_unit
-from costkit.sources.bills.bills import ParsedBill, parse_api_items, store_bill
+from costkit.sources.bills.records import ParsedBill
+from costkit.sources.bills.units import parse_unit, split_price_unit
+from costkit.sources.bills.bss import parse_api_items
+from costkit.store.bills import store_bill
 from costkit.cli.main import main
 from costkit.prices.book import load_price_book, read_book_file
 from costkit.store.db import Store

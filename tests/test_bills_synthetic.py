@@ -8,8 +8,9 @@ from click.testing import CliRunner
 
 from bss_server import BSSServer
 from conftest import TEST_AK, TEST_SK
-from costkit.sources.bills.mapping import billed_daily, mapped_bill
-from costkit.sources.bills.bills import BillRetry
+from costkit.sources.bills.bss import BillRetry
+from costkit.sources.bills.mapping import billed_daily
+from costkit.store.bills import mapped_bill
 from costkit.cli.main import main
 from costkit.store.db import Store
 from costkit.testing.imm_server import synthetic_month_tasks

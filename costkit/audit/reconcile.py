@@ -252,7 +252,7 @@ def with_bill_price(settings, frame, period, model, book, month, warnings):
     if not weights:
         return settings   # the engine will name the missing price (exit 2)
     price = max(weights.items(), key=lambda kv: (kv[1], kv[0]))[0]
-    from costkit.sources.bills.mapping import to_decimal
+    from costkit.sources.bills.units import to_decimal
     text = format(to_decimal(price * 1000, 12), "f")
     entry = {"item": SPLICE, "unit": "1000 calls", "price": text, "currency": book.currency,
              "effective_from": at.isoformat(), "confidence": "bill",
@@ -321,7 +321,7 @@ def _bill_lines(frame, lines, book, imm_start, days_set):
         ln.plan += Fraction(rec.get("deducted_by_resource_package") or 0)
         ln.line_nos.append(int(rec["line_no"]))
         if rec.get("list_price") is not None:
-            from costkit.sources.bills.bills import decimal_text
+            from costkit.sources.bills.records import decimal_text
             ln.list_prices.add(f"{decimal_text(rec['list_price'])} {rec.get('list_price_unit') or ''}".strip())
         pb, _how = line_price(rec)
         pr = _reference_price(book, rec["item"], rec.get("selectors") or {}, day, imm_start)
@@ -444,8 +444,7 @@ def _explanation(item_causes: list[dict], unit: str, currency: str) -> str:
 def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT_FLOOR, prices_file=None,
                 settings=None, source: str | None = None, mapping=None) -> dict:
     """The audit model of `month` (YYYY-MM, Asia/Shanghai): see the module doc."""
-    from costkit.sources.bills.mapping import mapped_bill
-    from costkit.sources.bills.bills import bill_sources
+    from costkit.store.bills import bill_sources, mapped_bill
     from costkit.engine.history import _context, parse_period, price_history
     from costkit.model.settings import load_settings
 
@@ -636,7 +635,7 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
                               "causes": _cause_list({k: v for k, v in causes.items() if v})})
 
     # --- unmatched ---------------------------------------------------------------------------
-    from costkit.sources.bills.bills import decimal_text
+    from costkit.sources.bills.records import decimal_text
     bill_no_tasks = []
     for r in unmapped.to_dict("records"):
         bill_no_tasks.append({"kind": "unmapped bill line", "day": r["billing_date"].isoformat(),
@@ -783,7 +782,7 @@ def _trend(store, month: str, settings, prices_file, report: dict) -> list[dict]
     """Unit cost per month in the store (up to the audited month, at most 12): the expected cost per 1,000
     billable splices (all items, and ImageSplicing alone) and, where a bill is stored, the billed
     ImageSplicing net per 1,000 billed splices (OSS bill lines cover whole buckets, so they are left out)."""
-    from costkit.sources.bills.mapping import mapped_bill
+    from costkit.store.bills import mapped_bill
     from costkit.engine.history import HOUR_US, parse_period, price_history
     with store._lock:
         rows = store._con.execute(

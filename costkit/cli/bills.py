@@ -19,7 +19,8 @@ def _month(value, name="--month"):
 
 def _report_unmapped(store, summary, mapping_file) -> None:
     """Print the unmapped lines of each imported month (they are stored; the audit reports them too)."""
-    from costkit.sources.bills.mapping import mapped_bill, unmapped_summary
+    from costkit.sources.bills.mapping import unmapped_summary
+    from costkit.store.bills import mapped_bill
 
     for month in sorted(summary.months):
         frame = mapped_bill(store, month, source=summary.source, mapping=mapping_file)
@@ -43,7 +44,7 @@ def import_bill_cmd(ctx, file, month, currency, mapping_file):
 
     Importing a month again from the same source replaces it."""
     from costkit.sources.bills.mapping import load_mapping
-    from costkit.sources.bills.bills import import_bill_csv
+    from costkit.store.bills import import_bill_csv
     from costkit.store.db import Store
 
     _month(month)
@@ -70,7 +71,7 @@ def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
     """Fetch a month's daily billing-item lines with BSS OpenAPI DescribeInstanceBill and store them
     (credentials: the Alibaba Cloud default chain). Fetching a month again replaces it."""
     from costkit.sources.bills.mapping import load_mapping
-    from costkit.sources.bills.bills import fetch_bill
+    from costkit.store.bills import fetch_bill
     from costkit.sources.imm.collect import parse_endpoint
     from costkit.store.db import Store
 
@@ -96,7 +97,7 @@ def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
 @click.pass_context
 def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
     """Show the stored bill lines of a month with their costkit item (mapped or not)."""
-    from costkit.sources.bills.mapping import mapped_bill
+    from costkit.store.bills import mapped_bill
     from costkit.outputs.text import text_table, to_json
     from costkit.store.db import Store
     from costkit.outputs.files import write_output
@@ -128,7 +129,7 @@ def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
 def _cell(v):
     from decimal import Decimal
 
-    from costkit.sources.bills.bills import decimal_text
+    from costkit.sources.bills.records import decimal_text
     if isinstance(v, Decimal):
         return decimal_text(v)
     if v is None or (isinstance(v, float) and v != v):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from costkit.sources.bills.bills import SCALE, decimal_text, month_days
+from costkit.sources.bills.records import SCALE, decimal_text, month_days
 from costkit.core.errors import BadInput
 from costkit.core.timeutil import SHANGHAI
 from costkit.core.yamlio import load_yaml_file
@@ -147,7 +147,7 @@ def _pricing(r: dict) -> tuple:
     when its ListPriceUnit is per that usage unit."""
     from fractions import Fraction
 
-    from costkit.sources.bills.mapping import split_price_unit, to_decimal
+    from costkit.sources.bills.units import split_price_unit, to_decimal
     from costkit.prices.learn import line_price
 
     if r.get("mapped") and r.get("quantity") is not None and r.get("quantity_unit") in PRICING_UNITS:
@@ -219,8 +219,7 @@ def billed_rows(frame: pd.DataFrame, month: str, *, account_id=None, account_nam
 
 def focus_billed(store, month: str, *, source: str | None = None, mapping=None) -> pd.DataFrame:
     """The billed side of the FOCUS export for `month`: one row per stored bill line (see the module doc)."""
-    from costkit.sources.bills.mapping import mapped_bill
-    from costkit.sources.bills.bills import bill_sources
+    from costkit.store.bills import bill_sources, mapped_bill
 
     frame = mapped_bill(store, month, source=source, mapping=mapping)
     acct = name = None
@@ -240,7 +239,8 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
     from fractions import Fraction
 
     from costkit.audit.reconcile import with_bill_price
-    from costkit.sources.bills.mapping import mapped_bill, to_decimal
+    from costkit.sources.bills.units import to_decimal
+    from costkit.store.bills import mapped_bill
     from costkit.engine.history import _context, _lines_query, parse_period
     from costkit.core.money import round_money
     from costkit.prices.book import ITEMS, UNITS
@@ -337,7 +337,7 @@ def _task_tags(text) -> str | None:
 
 def _month_account(store, month: str) -> tuple:
     """(account id, account name) of the month's latest bill import, else (None, None)."""
-    from costkit.sources.bills.bills import bill_sources
+    from costkit.store.bills import bill_sources
     srcs = bill_sources(store, month)
     if len(srcs):
         return srcs.iloc[0]["account_id"], srcs.iloc[0]["account_name"]
@@ -414,7 +414,7 @@ COSTKIT_COLUMNS = [
 
 
 def costkit_billed(store, month: str, *, source=None, mapping=None) -> pd.DataFrame:
-    from costkit.sources.bills.mapping import mapped_bill
+    from costkit.store.bills import mapped_bill
 
     frame = mapped_bill(store, month, source=source, mapping=mapping)
     frame = frame.copy()

@@ -22,8 +22,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from fractions import Fraction
 
-from costkit.sources.bills.mapping import item_quantity_factor, mapped_bill, parse_unit, split_price_unit, to_decimal
-from costkit.sources.bills.bills import bill_sources, month_days
+from costkit.sources.bills.records import month_days
+from costkit.sources.bills.units import item_quantity_factor, parse_unit, split_price_unit, to_decimal
+from costkit.store.bills import bill_sources, mapped_bill
 from costkit.core.errors import BadInput
 from costkit.prices.book import ITEMS, PRICE_ALIAS, UNITS, load_price_book
 from costkit.core.timeutil import SHANGHAI

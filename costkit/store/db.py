@@ -165,7 +165,7 @@ def _migration_objects_buckets(con) -> None:
 
 def _migration_bills(con) -> None:
     """Bill imports and lines (`costkit.bills.migration_bills` documents the columns)."""
-    from costkit.sources.bills.bills import migration_bills
+    from costkit.store.bills import migration_bills
     migration_bills(con)
 
 
