@@ -22,7 +22,7 @@ from costkit.store.bills import import_bill_csv
 from costkit.cli.main import main
 from costkit.core.errors import BadInput
 from costkit.store.db import Store
-from costkit.testing.bss_server import bill_item
+from costkit.testing.bill_items import bill_item
 from costkit.testing.synthetic_bill import write_console_csv
 
 UTC = timezone.utc

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from costkit.cli.main import main
 from costkit.core.errors import BadInput
 from costkit.engine.history import cost_frames, parse_by, parse_period, price_history
-from costkit.sources.oss.inventory import BucketFact, Fact, write_buckets, write_facts
+from costkit.sources.oss.cache import write_buckets, write_facts
+from costkit.sources.oss.facts import BucketFact, Fact
 from costkit.model.settings import parse_settings
 from costkit.store.db import Store
 from costkit.testing.cost_reference import reference_cost
@@ -387,7 +388,7 @@ def test_inventory_then_cost_end_to_end(store, prices):
     from oss_server import OSSServer
 
     from costkit.sources.imm.collect import RetryPolicy
-    from costkit.sources.oss.inventory import run_inventory
+    from costkit.engine.inventory import run_inventory
     with OSSServer() as srv:
         srv.add_bucket("src-adr", archive_direct_read=True)
         srv.add_bucket("dst", storage_class="IA")

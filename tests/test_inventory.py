@@ -14,7 +14,9 @@ from oss_server import OSSServer
 from costkit.cli.main import main
 from costkit.sources.imm.collect import RetryPolicy
 from costkit.core.errors import RuntimeFailure
-from costkit.sources.oss.inventory import buckets_frame, objects_frame, parse_restore, run_inventory
+from costkit.engine.inventory import run_inventory
+from costkit.sources.oss.cache import buckets_frame, objects_frame
+from costkit.sources.oss.facts import parse_restore
 from costkit.model.settings import parse_settings
 from costkit.store.db import Store
 

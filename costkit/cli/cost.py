@@ -33,7 +33,8 @@ def register(group: click.Group) -> None:
     def inventory_cmd(ctx, region, endpoint, concurrency, max_age, settings_file, site, prices_file):
         """Read size, class, Last-Modified and restore state of every source and target the stored tasks
         reference (credentials: the Alibaba Cloud default chain); cache them in the store."""
-        from costkit.sources.oss.inventory import parse_max_age, run_inventory
+        from costkit.engine.inventory import run_inventory
+        from costkit.sources.oss.inventory import parse_max_age
         from costkit.model.settings import load_settings
         from costkit.store.db import Store
 

@@ -61,7 +61,7 @@ class DemoAudit:
 
 def demo_bill_items(month: str = MONTH, per_day: int = PER_DAY) -> list[dict]:
     """The SYNTHETIC bill of the synthetic month (every task, the lost day too) with the planted lines."""
-    from costkit.testing.bss_server import bill_item
+    from costkit.testing.bill_items import bill_item
     from costkit.testing.imm_server import fmt_time, parse_time, synthetic_month_tasks
     from costkit.testing.synthetic_bill import synthetic_bill_items
 

@@ -35,9 +35,11 @@ import uuid
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 
-from costkit.testing.imm_server import (FAULT_KINDS, TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, ApiError, Fault, LoopbackServer,
-                         _decode_token, _encode_token)
-from costkit.testing.imm_server import _Handler as _SignedHandler
+from costkit.testing.bill_items import bill_item
+from costkit.testing.imm_handler import SignedHandler
+from costkit.testing.imm_server import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
+from costkit.testing.imm_wire import FAULT_KINDS, ApiError, Fault, decode_token, encode_token
+from costkit.testing.loopback import LoopbackServer
 
 ACTION = "DescribeInstanceBill"
 FLOAT_FIELDS = ("PretaxGrossAmount", "InvoiceDiscount", "DeductedByCoupons", "PretaxAmount",
@@ -48,27 +50,6 @@ BILLING_ITEM_FIELDS = ("BillingItem", "BillingItemCode", "ListPrice", "ListPrice
                        "DeductedByResourcePackage")
 _CYCLE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def bill_item(billing_date: str, product_code: str, billing_item_code: str, *, billing_item: str = "",
-              pretax_gross: str = "0", pretax: str | None = None, invoice_discount: str = "0",
-              coupons: str = "0", resource_package: str = "0", list_price: str = "", list_price_unit: str = "",
-              usage: str = "", usage_unit: str = "", instance_id: str = "", currency: str = "CNY",
-              product_name: str = "", region: str = "", subscription_type: str = "PayAsYouGo",
-              item: str = "PayAsYouGoBill", tag: str = "", **more) -> dict:
-    """One DescribeInstanceBill item (wire names; amounts as decimal strings, sent as JSON numbers)."""
-    if pretax is None:
-        pretax = str(Decimal(pretax_gross) - Decimal(invoice_discount) - Decimal(coupons))
-    d = {"BillingDate": billing_date, "ProductCode": product_code, "ProductName": product_name or product_code,
-         "BillingItemCode": billing_item_code, "BillingItem": billing_item or billing_item_code,
-         "PretaxGrossAmount": pretax_gross, "InvoiceDiscount": invoice_discount, "DeductedByCoupons": coupons,
-         "PretaxAmount": pretax, "DeductedByResourcePackage": resource_package, "ListPrice": list_price,
-         "ListPriceUnit": list_price_unit, "Usage": usage, "UsageUnit": usage_unit, "InstanceID": instance_id,
-         "Currency": currency, "Region": region, "SubscriptionType": subscription_type, "Item": item, "Tag": tag,
-         "DeductedByCashCoupons": "0", "DeductedByPrepaidCard": "0", "CashAmount": pretax, "PaymentAmount": pretax,
-         "OutstandingAmount": "0", "AdjustAmount": "0"}
-    d.update(more)
-    return d
 
 
 class BSSServer(LoopbackServer):
@@ -133,7 +114,7 @@ class BSSServer(LoopbackServer):
             raise ApiError(400, "InvalidParameter", "MaxResults must be an integer.")
         if not 1 <= max_results <= 300:
             raise ApiError(400, "InvalidParameter", "MaxResults must be between 1 and 300.")
-        offset = _decode_token(p.get("NextToken") or "", "bss")
+        offset = decode_token(p.get("NextToken") or "", "bss")
         rows = [it for it in self.items if str(it.get("BillingDate", "")).startswith(cycle)]
         if day:
             rows = [it for it in rows if it.get("BillingDate") == day]
@@ -159,7 +140,7 @@ class BSSServer(LoopbackServer):
         data = {"BillingCycle": cycle, "AccountID": self.account_id, "AccountName": self.account_name,
                 "TotalCount": len(rows), "MaxResults": max_results, "Items": [_wire(r) for r in page]}
         if nxt < len(rows) and page:
-            data["NextToken"] = _encode_token(nxt, "bss")
+            data["NextToken"] = encode_token(nxt, "bss")
         return {"RequestId": str(uuid.uuid4()).upper(), "Success": True, "Code": "Success",
                 "Message": "Successful!", "Data": data}
 
@@ -218,7 +199,7 @@ def _dumps(obj) -> bytes:
     return re.sub(r'"\\u0000num:([-+0-9.Ee]+)"', r"\1", text).encode("utf-8")
 
 
-class _BSSHandler(_SignedHandler):
+class _BSSHandler(SignedHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -281,7 +262,7 @@ def main(argv=None) -> int:
                     help="bill the IMM server's synthetic month of tasks (costkit.testing.synthetic_bill)")
     ap.add_argument("--per-day", type=int, default=120, help="synthetic tasks per day (as the IMM server)")
     args = ap.parse_args(argv)
-    from costkit.testing.imm_server import synthetic_month_tasks
+    from costkit.testing.imm_synthetic import synthetic_month_tasks
     from costkit.testing.synthetic_bill import synthetic_bill_items
     items = synthetic_bill_items(synthetic_month_tasks(args.synthetic_month, per_day=args.per_day),
                                  args.synthetic_month)

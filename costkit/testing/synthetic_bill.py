@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from costkit.testing.bss_server import bill_item
+from costkit.testing.bill_items import bill_item
 
 UTC = timezone.utc
 BILLING_START = "2025-07-28T11:00:00+08:00"

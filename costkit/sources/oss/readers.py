@@ -1,0 +1,140 @@
+"""Reading facts from OSS for one inventory run: GetBucketInfo (+ Archive direct read), HeadObject per key
+and ListObjectsV2 over a group's common prefix, counting every billed request."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+from costkit.core.errors import RuntimeFailure
+from costkit.sources.oss.facts import BucketFact, Fact, parse_restore
+from costkit.sources.oss.plan import LIST_PAGE, common_prefix
+
+UTC = timezone.utc
+
+
+class Reader:
+    """Reads bucket and object facts through `clients` and `calls`; counts successful requests into
+    `summary.requests` and HeadObject answers by returned class into `heads_by_class`.
+
+    `by_bucket`: {bucket: {key: (uri, cached class)}}; `prices`: a plan.RequestPrices (for the switch from a
+    listing to HeadObject)."""
+
+    def __init__(self, clients, calls, prices, summary, by_bucket: dict):
+        self.clients, self.calls, self.prices = clients, calls, prices
+        self.summary, self.by_bucket = summary, by_bucket
+        self.lock = threading.Lock()
+        self.heads_by_class: dict[str, int] = {}
+
+    def count(self, api: str, n: int = 1) -> None:
+        with self.lock:
+            self.summary.requests[api] += n
+
+    # --- buckets ---------------------------------------------------------------------------------
+
+    def bucket(self, name: str, conf: dict, default_direct_read: bool) -> BucketFact:
+        """The bucket's facts; Archive direct read from the API, else `conf`, else the default."""
+        import oss2
+        client = self.clients(name, None)
+        try:
+            info = self.calls(f"GetBucketInfo {name}", client.get_bucket_info, ok_statuses=(404,))
+        except oss2.exceptions.NoSuchBucket:
+            return BucketFact(name, found=False)
+        except oss2.exceptions.NotFound:
+            return BucketFact(name, found=False)
+        self.count("GetBucketInfo")
+        ta = info.transfer_acceleration
+        fact = BucketFact(name, found=True, location=info.location, storage_class=info.storage_class,
+                          redundancy=info.data_redundancy_type or conf.get("redundancy"),
+                          transfer_acceleration=None if ta is None else str(ta).lower() == "enabled")
+        try:
+            adr = self.calls(f"GetBucketArchiveDirectRead {name}", client.get_bucket_archive_direct_read,
+                             ok_statuses=(400, 403, 404, 405, 501))
+            self.count("GetBucketArchiveDirectRead")
+            if adr.enabled is not None:
+                fact.archive_direct_read, fact.archive_direct_read_source = bool(adr.enabled), "api"
+        except oss2.exceptions.OssError:
+            pass
+        except RuntimeFailure as e:   # optional fact: fall back to the configuration, say so
+            with self.lock:
+                self.summary.warnings.append(f"{e}; Archive direct read of bucket {name} taken from the settings")
+        if fact.archive_direct_read is None:
+            if "archive_direct_read" in conf:
+                fact.archive_direct_read, fact.archive_direct_read_source = conf["archive_direct_read"], "config"
+            else:
+                fact.archive_direct_read = default_direct_read
+                fact.archive_direct_read_source = "default"
+        return fact
+
+    # --- objects ---------------------------------------------------------------------------------
+
+    def _gone(self, name: str, keys, via: str) -> list[Fact]:
+        return [Fact(self.by_bucket[name][k][0], name, k, gone=True, via=via) for k in keys]
+
+    def head_keys(self, name: str, location: str | None, gkeys: list[str]) -> list[Fact]:
+        """One HeadObject per key; a 404 means gone."""
+        import oss2
+        client = self.clients(name, location)
+        out = []
+        for k in gkeys:
+            uri = self.by_bucket[name][k][0]
+            try:
+                r = self.calls(f"HeadObject oss://{name}/{k}", client.head_object, k, ok_statuses=(404,))
+            except oss2.exceptions.NotFound:
+                out.append(Fact(uri, name, k, gone=True, via="head"))
+                continue
+            self.count("HeadObject")
+            state, expiry = parse_restore(r.headers.get("x-oss-restore"))
+            cls = r.headers.get("x-oss-storage-class") or "Standard"
+            out.append(Fact(uri, name, k, gone=False, via="head", size=r.content_length, storage_class=cls,
+                            last_modified=datetime.fromtimestamp(r.last_modified, UTC) if r.last_modified else None,
+                            restore_state=state, restore_expiry=expiry))
+            with self.lock:
+                self.heads_by_class[cls] = self.heads_by_class.get(cls, 0) + 1
+        return out
+
+    def _listed(self, name: str, page, wanted: set, seen: set) -> tuple[list[Fact], int]:
+        """(facts of the wanted keys first seen on this listing page, how many)."""
+        out = []
+        for o in page.object_list:
+            if o.key in wanted and o.key not in seen:
+                seen.add(o.key)
+                state, expiry = parse_restore(o.restore_info)
+                out.append(Fact(self.by_bucket[name][o.key][0], name, o.key, gone=False, via="list", size=o.size,
+                                storage_class=o.storage_class,
+                                last_modified=datetime.fromtimestamp(o.last_modified, UTC),
+                                restore_state=state, restore_expiry=expiry))
+        return out, len(out)
+
+    def list_keys(self, name: str, location: str | None, gkeys: list[str]) -> list[Fact]:
+        """ListObjectsV2 over the keys' common prefix until past the last key; a key passed without being
+        returned is gone. Switches to HeadObject for the rest when a page cost more than HEADing its hits."""
+        client = self.clients(name, location)
+        prefix = common_prefix(gkeys)
+        wanted = set(gkeys)
+        last_wanted = gkeys[-1]
+        out, seen = [], set()
+        token = ""
+        put = self.prices.per_request("oss.PutRequest", "Standard")
+        with self.lock:
+            self.summary.prefixes_listed += 1
+        while True:
+            page = self.calls(f"ListObjectsV2 oss://{name}/{prefix}*", client.list_objects_v2, prefix=prefix,
+                              continuation_token=token, max_keys=LIST_PAGE)
+            self.count("ListObjectsV2")
+            found, hits = self._listed(name, page, wanted, seen)
+            out += found
+            last_key = page.object_list[-1].key if page.object_list else None
+            if not page.is_truncated:
+                return out + self._gone(name, [k for k in gkeys if k not in seen], "list")
+            covered_to = last_key or ""
+            passed = [k for k in gkeys if k not in seen and k <= covered_to]
+            rest = [k for k in gkeys if k > covered_to]
+            if covered_to >= last_wanted:
+                out += self._gone(name, passed, "list")
+                return out + (self.head_keys(name, location, rest) if rest else [])
+            get_price = self.prices.per_request("oss.GetRequest", "Standard")
+            dear = hits * get_price < put if put is not None and get_price is not None else hits < 1
+            if dear:
+                out += self._gone(name, passed, "list")
+                return out + self.head_keys(name, location, rest)
+            token = page.next_continuation_token
