@@ -51,7 +51,7 @@ from fractions import Fraction
 
 import pyarrow as pa
 
-from costkit.sources.imm.collect import RetryPolicy
+from costkit.sources.retry import RetryPolicy
 from costkit.sources.credentials import default_chain, static_keys
 from costkit.core.errors import BadInput, CostkitError, RuntimeFailure
 from costkit.core.money import fmt_quantity, round_money
