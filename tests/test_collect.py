@@ -8,7 +8,10 @@ from click.testing import CliRunner
 
 from conftest import TEST_AK, TEST_SK
 from costkit.cli.main import main
-from costkit.sources.imm.collect import RetryPolicy, collect, make_slices, parse_endpoint
+from costkit.sources.endpoint import parse_endpoint
+from costkit.sources.imm.collect import collect
+from costkit.sources.imm.plan import make_slices
+from costkit.sources.retry import RetryPolicy
 from costkit.core.errors import BadInput, RuntimeFailure
 from costkit.store.db import Store
 from imm_server import IMMServer, make_task

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from conftest import TEST_AK, TEST_SK
 from costkit.cli.main import main
-from costkit.sources.imm.collect import RetryPolicy
+from costkit.sources.retry import RetryPolicy
 from costkit.store.db import Store
 from imm_server import IMMServer, make_task
 

@@ -387,7 +387,7 @@ def test_inventory_then_cost_end_to_end(store, prices):
     from conftest import TEST_AK, TEST_SK
     from oss_server import OSSServer
 
-    from costkit.sources.imm.collect import RetryPolicy
+    from costkit.sources.retry import RetryPolicy
     from costkit.engine.inventory import run_inventory
     with OSSServer() as srv:
         srv.add_bucket("src-adr", archive_direct_read=True)

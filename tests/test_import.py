@@ -7,8 +7,9 @@ from click.testing import CliRunner
 
 from costkit.cli.main import main
 from costkit.core.errors import BadInput
-from costkit.sources.imm.importers import import_files, parse_file
+from costkit.sources.imm.importers import parse_file
 from costkit.store.db import Store
+from costkit.store.ingest import import_files
 
 FIX = Path(__file__).parent / "fixtures" / "tasks"
 

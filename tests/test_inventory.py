@@ -12,7 +12,7 @@ from conftest import TEST_AK, TEST_SK
 from oss_server import OSSServer
 
 from costkit.cli.main import main
-from costkit.sources.imm.collect import RetryPolicy
+from costkit.sources.retry import RetryPolicy
 from costkit.core.errors import RuntimeFailure
 from costkit.engine.inventory import run_inventory
 from costkit.sources.oss.cache import buckets_frame, objects_frame

@@ -9,9 +9,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-import costkit.store.db as store_mod
+import costkit.store.schema as schema_mod
 from costkit.core.errors import BadInput, RuntimeFailure
-from costkit.store.db import MIGRATIONS, Store, UpsertCounts
+from costkit.store import Store, UpsertCounts
+from costkit.store.schema import MIGRATIONS
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -69,7 +70,7 @@ def test_a_new_migration_upgrades_an_old_store_without_losing_rows(tmp_path, mon
     def add_note(con):
         con.execute("ALTER TABLE tasks ADD COLUMN note VARCHAR")
 
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [*MIGRATIONS, add_note])
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", [*MIGRATIONS, add_note])
     with Store.open(path) as s:
         assert s.schema_version == len(MIGRATIONS) + 1
         assert s.count_tasks() == 2

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import costkit
 from costkit.cli.main import main
 from costkit.core.errors import BadInput
-from costkit.sources.imm.importers import import_files
+from costkit.store.ingest import import_files
 from costkit.store.db import Store
 
 FIX = Path(__file__).parent / "fixtures" / "tasks"

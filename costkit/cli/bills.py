@@ -72,7 +72,7 @@ def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
     (credentials: the Alibaba Cloud default chain). Fetching a month again replaces it."""
     from costkit.sources.bills.mapping import load_mapping
     from costkit.store.bills import fetch_bill
-    from costkit.sources.imm.collect import parse_endpoint
+    from costkit.sources.endpoint import parse_endpoint
     from costkit.store.db import Store
 
     _month(month)

@@ -54,7 +54,8 @@ def register(group: click.Group) -> None:
     def import_cmd(ctx, files, kind, region, skip_bad):
         """Import ListTasks/GetTask dumps, task JSON Lines, MNS/RocketMQ envelopes or EventBridge events."""
         # Parse and check every file before the store is even opened: a bad file leaves no trace.
-        from costkit.sources.imm.importers import parse_files, store_parsed
+        from costkit.sources.imm.importers import parse_files
+        from costkit.store.ingest import store_parsed
         from costkit.store.db import Store
 
         parsed = parse_files(files, kind=kind, skip_bad=skip_bad, region=region)

@@ -53,7 +53,7 @@ def make_bss_client(endpoint: str | None, *, region: str = "cn-hangzhou", creden
     from alibabacloud_bssopenapi20171214.client import Client
     from alibabacloud_tea_openapi.models import Config
 
-    from costkit.sources.imm.collect import parse_endpoint
+    from costkit.sources.endpoint import parse_endpoint
 
     host, protocol = parse_endpoint(endpoint or default_bss_endpoint(region), region)
     kw = dict(endpoint=host, protocol=protocol, region_id=region, connect_timeout=5_000, read_timeout=60_000)
@@ -64,7 +64,7 @@ def make_bss_client(endpoint: str | None, *, region: str = "cn-hangzhou", creden
 def _call(what: str, fn, retry: BillRetry, sleep):
     from alibabacloud_credentials.exceptions import CredentialException
 
-    from costkit.sources.imm.collect import _classify, _describe
+    from costkit.sources.retry import classify as _classify, describe as _describe
 
     for attempt in range(1, retry.attempts + 1):
         try:

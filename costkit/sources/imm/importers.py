@@ -1,4 +1,4 @@
-"""Import task dumps and notifications into the store (`costkit import`).
+"""Parse task dumps and notifications for `costkit import` (`costkit.store.ingest` stores them).
 
 Kinds, detected per file unless forced:
 - `listtasks`: a ListTasks response, raw API JSON `{RequestId, ProjectName, Tasks: [...]}` or the SDK's
@@ -14,8 +14,7 @@ A file may hold one object, a JSON array of them, or JSON Lines.
 Only ImageSplicing tasks are stored; other task types are skipped and counted. Dumps carry no region:
 it comes from a `region` field or `--region`. Every file is parsed and checked before anything is
 stored, so a bad record (named by file and line, or by index in an array) fails the import with nothing
-stored; with `skip_bad` the bad records are skipped and listed instead. Each file is stored in one
-transaction, with a row in the `imports` table (the span of its task start times counts as coverage).
+stored; with `skip_bad` the bad records are skipped and listed instead.
 """
 from __future__ import annotations
 
@@ -23,11 +22,9 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from costkit.core.errors import BadInput
-from costkit.store.db import Store, UpsertCounts
 from costkit.sources.imm.taskrecord import (
     SPLICING,
     from_api_task,
@@ -56,36 +53,14 @@ class BadRecord:
 
 @dataclass
 class FileImport:
-    """One parsed file: its kind, the ImageSplicing records, what was skipped, and what was stored."""
+    """One parsed file: its kind, the ImageSplicing records, what was skipped, and (once stored) the counts."""
 
     file: str
     kind: str
     records: list = field(default_factory=list)
     skipped_other_types: int = 0
     bad: list = field(default_factory=list)
-    counts: UpsertCounts = UpsertCounts()
-
-
-@dataclass
-class ImportSummary:
-    """What an import stored: counts over all files, and the bad records skipped (with skip_bad)."""
-
-    files: list = field(default_factory=list)
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped_other_types: int = 0
-    bad: list = field(default_factory=list)
-
-    def line(self) -> str:
-        """The one-line summary that `costkit import` prints."""
-        n = len(self.files)
-        text = (f"imported {n} file{'s' if n != 1 else ''}: {self.new} new, {self.updated} updated, "
-                f"{self.unchanged} unchanged; {self.skipped_other_types} "
-                f"task{'s' if self.skipped_other_types != 1 else ''} of other types skipped")
-        if self.bad:
-            text += f"; {len(self.bad)} bad record{'s' if len(self.bad) != 1 else ''} skipped"
-        return text
+    counts: object = None         # the store's UpsertCounts, once `costkit.store.ingest` stored the file
 
 
 class _Bad(Exception):
@@ -315,39 +290,3 @@ def parse_files(paths, *, kind: str | None = None, region: str | None = None,
                 skip_bad: bool = False) -> list[FileImport]:
     """Parse every file first (see `parse_file`); return them in order. Nothing is stored."""
     return [parse_file(p, kind=kind, region=region, skip_bad=skip_bad) for p in paths]
-
-
-def import_files(store: Store, paths, kind: str | None = None, skip_bad: bool = False, *,
-                 region: str | None = None, seen_at: datetime | None = None) -> ImportSummary:
-    """Import files into the store; return an ImportSummary.
-
-    All files are parsed first: a bad one stops the import before anything is stored. Then each file is
-    stored in its own transaction with its `imports` row.
-    """
-    return store_parsed(store, parse_files(paths, kind=kind, region=region, skip_bad=skip_bad), seen_at=seen_at)
-
-
-def store_parsed(store: Store, parsed: list[FileImport], *, seen_at: datetime | None = None) -> ImportSummary:
-    """Store files parsed by `parse_files`, one transaction per file; return an ImportSummary."""
-    seen_at = seen_at or datetime.now(timezone.utc)
-    summary = ImportSummary()
-    for f in parsed:
-        windows: dict[tuple, list] = {}
-        for r in f.records:
-            if r["start_time"] is None:
-                continue
-            w = windows.setdefault((r["region"], r["project"]), [r["start_time"], r["start_time"]])
-            w[0], w[1] = min(w[0], r["start_time"]), max(w[1], r["start_time"])
-        with store.transaction():
-            f.counts = store.upsert_tasks(f.records, seen_at=seen_at)
-            store.record_import(f.file, f.kind, {
-                "new": f.counts.new, "updated": f.counts.updated, "unchanged": f.counts.unchanged,
-                "skipped_other_types": f.skipped_other_types, "bad": len(f.bad)},
-                {k: tuple(v) for k, v in windows.items()})
-        summary.files.append(f)
-        summary.new += f.counts.new
-        summary.updated += f.counts.updated
-        summary.unchanged += f.counts.unchanged
-        summary.skipped_other_types += f.skipped_other_types
-        summary.bad.extend(f.bad)
-    return summary

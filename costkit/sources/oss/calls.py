@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 from costkit.core.errors import BadInput, CostkitError, RuntimeFailure
 from costkit.sources.credentials import default_chain, static_keys
-from costkit.sources.imm.collect import RetryPolicy
+from costkit.sources.retry import RetryPolicy
 
 CONNECT_TIMEOUT = 10
 

@@ -47,7 +47,7 @@ from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
 from costkit.core.errors import BadInput, CostkitError, RuntimeFailure
-from costkit.sources.imm.collect import RetryPolicy
+from costkit.sources.retry import RetryPolicy
 from costkit.sources.oss.cache import known_buckets, pending_uris, write_buckets, write_facts
 from costkit.sources.oss.calls import BucketClients, Calls, Stopped, endpoint_for, make_auth
 from costkit.sources.oss.facts import Fact
