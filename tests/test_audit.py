@@ -17,7 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from gold_html import scrub_html
-from costkit.audit.reconcile import build_audit, parse_floor, parse_tolerance, render_audit
+from costkit.audit.reconcile import build_audit
+from costkit.audit.tolerance import parse_floor, parse_tolerance
+from costkit.outputs.audit import render_audit
 from costkit.store.bills import import_bill_csv
 from costkit.cli.main import main
 from costkit.core.errors import BadInput
@@ -288,6 +290,18 @@ def test_tolerance_parsing():
     with pytest.raises(BadInput):
         parse_floor("-1")
 
+
+
+def test_public_audit_names_are_the_split_modules_functions():
+    """`from costkit.audit import ...` (README) still gives the audit and its renderer, from their homes."""
+    import costkit
+    import costkit.audit as audit
+
+    assert audit.build_audit is build_audit is costkit.build_audit
+    assert audit.render_audit is render_audit
+    assert (audit.parse_tolerance, audit.parse_floor) == (parse_tolerance, parse_floor)
+    with pytest.raises(AttributeError):
+        audit.no_such_name
 
 def test_floor_keeps_tiny_items_within_tolerance(store, tmp_path, prices):
     base_month(store, days=("2025-09-01",), n=3)

@@ -27,7 +27,9 @@ def audit_cmd(ctx, month, tolerance, floor, fmt, out, source, prices_file, setti
     """Reconcile a month's bill with the stored task history: variances per day and item, explained.
 
     Exit 0 when every item is within tolerance, 3 when one is not (the report is written first)."""
-    from costkit.audit.reconcile import build_audit, parse_floor, parse_tolerance, render_audit
+    from costkit.audit.reconcile import build_audit
+    from costkit.audit.tolerance import parse_floor, parse_tolerance
+    from costkit.outputs.audit import render_audit
     from costkit.model.settings import load_settings
     from costkit.store.db import Store
     from costkit.core.timeutil import parse_month

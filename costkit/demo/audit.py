@@ -87,7 +87,8 @@ def demo_bill_items(month: str = MONTH, per_day: int = PER_DAY) -> list[dict]:
 
 
 def run_demo_audit(out_dir, *, per_day: int = PER_DAY) -> DemoAudit:
-    from costkit.audit.reconcile import build_audit, render_audit
+    from costkit.audit.reconcile import build_audit
+    from costkit.outputs.audit import render_audit
     from costkit.sources.bills.bss import BillRetry
     from costkit.store.bills import fetch_bill
     from costkit.outputs.files import write_output

@@ -1,0 +1,93 @@
+"""The audit model (costkit.audit.build_audit, a finished dict) rendered as JSON, CSV or one HTML file."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from decimal import Decimal
+
+from costkit.core.errors import BadInput
+
+CSV_COLUMNS = ["scope", "day", "item", "unit", "billed_quantity", "expected_quantity", "quantity_delta",
+               "billed_gross", "invoice_discount", "deducted_by_coupons", "deducted_by_resource_package",
+               "billed_net", "expected", "variance", "variance_pct", "not_splicing", "status", "causes"]
+
+
+def audit_csv(model: dict) -> str:
+    """One row per item for the month (scope=month) and per day x item (scope=day); causes as k=amount."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+
+    def causes(r):
+        return "; ".join(f"{c['cause']}={c['amount']}" for c in r["causes"])
+
+    for r in model["items"]:
+        w.writerow(["month", model["month"], r["item"], r["unit"], *[r[k] for k in CSV_COLUMNS[4:16]],
+                    r["status"], causes(r)])
+    for r in model["days"]:
+        w.writerow(["day", r["day"], r["item"], r["unit"], *["" if r[k] is None else r[k] for k in CSV_COLUMNS[4:16]],
+                    "", causes(r)])
+    return buf.getvalue()
+
+
+def _f(text) -> float:
+    """A decimal string as a float, for chart geometry only."""
+    return float(Decimal(text)) if text not in (None, "") else 0.0
+
+
+def audit_charts(model: dict) -> dict:
+    """PNG data URIs: daily expected vs billed, the unit-cost trend, top projects and tags."""
+    from costkit.outputs import charts
+    cur = model["currency"]
+    days = [d["day"][5:] for d in model["daily"]]
+    daily = charts.line_chart(days, {
+        "expected": [_f(d["expected"]) for d in model["daily"]],
+        "billed, attributable to splicing": [_f(d["attributable"]) for d in model["daily"]],
+        "billed net (whole lines)": [_f(d["billed_net"]) for d in model["daily"]],
+    }, ylabel=f"Cost per day ({cur})") if days else None
+    tr = model["trend"]
+    series = {"expected, all items": "expected_per_1000", "expected, ImageSplicing": "expected_splicing_per_1000",
+              "billed, ImageSplicing net": "billed_splicing_per_1000"}
+    trend = charts.line_chart([t["month"] for t in tr], {
+        label: [None if t[key] is None else _f(t[key]) for t in tr] for label, key in series.items()
+    }, ylabel=f"Cost per 1,000 splices ({cur})") if tr else None
+    top = {}
+    for key in ("projects", "tags"):
+        rows = model["top"][key]
+        top[key] = charts.stacked_bars([r["label"] for r in rows], {"expected cost": [_f(r["amount"]) for r in rows]},
+                                       ylabel=f"Expected cost ({cur})") if rows else None
+    return {"daily": daily, "trend": trend, "projects": top["projects"], "tags": top["tags"]}
+
+
+def render_audit_html(model: dict, *, generated_at: str | None = None) -> str:
+    """The audit report: one self-contained HTML file (inline CSS and PNG charts; everything escaped)."""
+    from costkit.outputs.html import _stylesheet, generated_at_now, render_html
+    weeks, week = [], []
+    calendar = model["coverage"]["calendar"]
+    if calendar:
+        lead = date.fromisoformat(calendar[0]["day"]).weekday()
+        week = [None] * lead
+        for c in calendar:
+            week.append(c)
+            if len(week) == 7:
+                weeks.append(week)
+                week = []
+        if week:
+            weeks.append(week + [None] * (7 - len(week)))
+    context = {"css": _stylesheet("audit.css"), "model": model, "m": model, "k": model["kpis"], "cur": model["currency"],
+               "charts": audit_charts(model), "weeks": weeks,
+               "generated_at": generated_at or generated_at_now(), "costkit_version": model["costkit_version"]}
+    return render_html("audit.html.j2", context)
+
+
+def render_audit(model: dict, fmt: str, *, generated_at: str | None = None) -> str:
+    """The audit model as `fmt` text: json, csv or html (UTF-8 text)."""
+    from costkit.outputs.text import to_json
+    if fmt == "json":
+        return to_json(model)
+    if fmt == "csv":
+        return audit_csv(model)
+    if fmt == "html":
+        return render_audit_html(model, generated_at=generated_at)
+    raise BadInput(f"unknown format {fmt!r} (html, json or csv)", field="--format")
