@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from costkit.cli.main import main
 from costkit.core.errors import BadInput
-from costkit.engine.history import cost_frames, parse_by, parse_period, price_history
+from costkit.engine.history import cost_frames, price_history
+from costkit.engine.period import parse_by, parse_period
 from costkit.sources.oss.inventory import BucketFact, Fact, write_buckets, write_facts
 from costkit.model.settings import parse_settings
 from costkit.store.db import Store

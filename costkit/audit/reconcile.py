@@ -147,7 +147,7 @@ def _q(v) -> str:
 
 def _task_days(store, period, imm_start) -> dict:
     """Per UTC+8 day of task completion: tasks, succeeded, failed, succeeded before the cutover."""
-    from costkit.engine.history import HOUR_US, _day
+    from costkit.engine.period import HOUR_US, _day
     sql = f"""SELECT {_day(f'epoch_us(end_time) // {HOUR_US}')} AS day, count(*),
                      count(*) FILTER (WHERE status = 'Succeeded'), count(*) FILTER (WHERE status = 'Failed'),
                      count(*) FILTER (WHERE status = 'Succeeded' AND end_time < $imm)
@@ -446,7 +446,9 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
     """The audit model of `month` (YYYY-MM, Asia/Shanghai): see the module doc."""
     from costkit.sources.bills.mapping import mapped_bill
     from costkit.sources.bills.bills import bill_sources
-    from costkit.engine.history import _context, parse_period, price_history
+    from costkit.engine.context import _context
+    from costkit.engine.history import price_history
+    from costkit.engine.period import parse_period
     from costkit.model.settings import load_settings
 
     tolerance = parse_tolerance(tolerance)
@@ -784,7 +786,8 @@ def _trend(store, month: str, settings, prices_file, report: dict) -> list[dict]
     billable splices (all items, and ImageSplicing alone) and, where a bill is stored, the billed
     ImageSplicing net per 1,000 billed splices (OSS bill lines cover whole buckets, so they are left out)."""
     from costkit.sources.bills.mapping import mapped_bill
-    from costkit.engine.history import HOUR_US, parse_period, price_history
+    from costkit.engine.history import price_history
+    from costkit.engine.period import HOUR_US, parse_period
     with store._lock:
         rows = store._con.execute(
             f"SELECT DISTINCT strftime(DATE '1970-01-01' + CAST((epoch_us(end_time) // {HOUR_US} + 8) // 24 AS "

@@ -241,7 +241,9 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
 
     from costkit.audit.reconcile import with_bill_price
     from costkit.sources.bills.mapping import mapped_bill, to_decimal
-    from costkit.engine.history import _context, _lines_query, parse_period
+    from costkit.engine.context import _context
+    from costkit.engine.lines import _lines_query
+    from costkit.engine.period import parse_period
     from costkit.core.money import round_money
     from costkit.prices.book import ITEMS, UNITS
     from costkit.model.settings import load_settings

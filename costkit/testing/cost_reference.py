@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from fractions import Fraction
 
-from costkit.engine.forecast import _profile
+from costkit.engine.profile import splice_profile
 from costkit.core.money import round_money
 from costkit.prices.book import ITEM_KEYS, STORAGE_CLASSES, load_price_book
 from costkit.prices.pricer import Pricer
@@ -40,7 +40,7 @@ def reference_cost(store, period, *, settings=None, prices_file=None, lookup: st
     book = load_price_book(settings.site, prices_file=prices_file, scenario_prices=scn.prices,
                            scenario_path=settings.path)
     pricer = Pricer(book)
-    base = _profile(scn)
+    base = splice_profile(scn)
     imm_start = scn.imm_billing_start
     h0, h1 = _hour(period.start), _hour(period.end)
     con = store._con
