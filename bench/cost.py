@@ -99,7 +99,8 @@ def _prices_file(path: str) -> str:
 
 
 def price(path: str) -> None:
-    from costkit.engine.history import parse_period, price_history
+    from costkit.engine.history import price_history
+    from costkit.engine.period import parse_period
     from costkit.store.db import Store
     with Store.open(path, create=False) as st:
         t0 = time.perf_counter()
@@ -127,7 +128,8 @@ def naive(path: str) -> None:
     """The naive per-row reference (costkit.testing.cost_reference): per task and source, the usage model
     and the Pricer in Python with exact Fractions. Also prices the same store with the engine and checks
     that every item agrees to the cent."""
-    from costkit.engine.history import parse_period, price_history
+    from costkit.engine.history import price_history
+    from costkit.engine.period import parse_period
     from costkit.store.db import Store
     from costkit.testing.cost_reference import reference_cost
 

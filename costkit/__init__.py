@@ -12,7 +12,7 @@ _PUBLIC = {
     "months_frame": "costkit.engine.forecast",
     "cost_frames": "costkit.engine.history",
     "price_history": "costkit.engine.history",
-    "parse_period": "costkit.engine.history",
+    "parse_period": "costkit.engine.period",
     "mapped_bill": "costkit.store.bills",
     "build_audit": "costkit.audit.reconcile",
     "load_settings": "costkit.model.settings",

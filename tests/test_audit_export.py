@@ -82,7 +82,8 @@ def test_focus_csv_and_costkit_schema_carry_both_sources(tmp_path):
 
 def test_expected_frame_matches_the_cost_engine(tmp_path):
     path, prices = _store(tmp_path)
-    from costkit.engine.history import parse_period, price_history
+    from costkit.engine.history import price_history
+    from costkit.engine.period import parse_period
     with Store.open(path) as st:
         frame = focus_expected(st, "2025-09", prices_file=prices)
         rep = price_history(st, parse_period("2025-09"), prices_file=prices)

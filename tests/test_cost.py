@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from costkit.cli.main import main
 from costkit.core.errors import BadInput
-from costkit.engine.history import cost_frames, parse_by, parse_period, price_history
+from costkit.engine.history import cost_frames, price_history
+from costkit.engine.period import parse_by, parse_period
 from costkit.sources.oss.cache import write_buckets, write_facts
 from costkit.sources.oss.facts import BucketFact, Fact
 from costkit.model.settings import parse_settings

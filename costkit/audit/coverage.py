@@ -20,7 +20,7 @@ class Coverage:
 
 def task_days(store, period, imm_start) -> dict:
     """Per UTC+8 day of task completion: tasks, succeeded, failed, succeeded before the cutover."""
-    from costkit.engine.history import HOUR_US, _day
+    from costkit.engine.period import HOUR_US, _day
     sql = f"""SELECT {_day(f'epoch_us(end_time) // {HOUR_US}')} AS day, count(*),
                      count(*) FILTER (WHERE status = 'Succeeded'), count(*) FILTER (WHERE status = 'Failed'),
                      count(*) FILTER (WHERE status = 'Succeeded' AND end_time < $imm)

@@ -149,7 +149,9 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
     from costkit.audit.bill_price import with_bill_price
     from costkit.core.catalog import ITEMS, UNITS
     from costkit.core.money import round_money
-    from costkit.engine.history import _context, _lines_query, parse_period
+    from costkit.engine.context import _context
+    from costkit.engine.lines import _lines_query
+    from costkit.engine.period import parse_period
     from costkit.model.settings import load_settings
     from costkit.store.bills import mapped_bill
     from costkit.sources.bills.units import to_decimal

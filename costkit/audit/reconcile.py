@@ -107,7 +107,9 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
 def _read(store, month: str, *, tolerance, floor, prices_file, settings, source, mapping) -> _Inputs:
     """The month's mapped bill and priced history (at the bill's price when the book has none); raises
     BadInput when no bill is stored or its currency is not the price book's."""
-    from costkit.engine.history import _context, parse_period, price_history
+    from costkit.engine.context import _context
+    from costkit.engine.period import parse_period
+    from costkit.engine.history import price_history
     from costkit.model.settings import load_settings
     from costkit.store.bills import mapped_bill
 

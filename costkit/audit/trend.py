@@ -14,7 +14,8 @@ def trend(store, month: str, settings, prices_file, report: dict) -> list[dict]:
     """Unit cost per month in the store (up to the audited month, at most 12): the expected cost per 1,000
     billable splices (all items, and ImageSplicing alone) and, where a bill is stored, the billed
     ImageSplicing net per 1,000 billed splices (OSS bill lines cover whole buckets, so they are left out)."""
-    from costkit.engine.history import HOUR_US, parse_period, price_history
+    from costkit.engine.period import HOUR_US, parse_period
+    from costkit.engine.history import price_history
     from costkit.store.bills import mapped_bill
     with store._lock:
         rows = store._con.execute(

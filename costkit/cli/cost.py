@@ -71,7 +71,10 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def cost_cmd(ctx, month, since, until, by, fmt, out, lines, settings_file, site, prices_file):
         """Price the stored task history for a period with the usage model and the price book."""
-        from costkit.engine.history import parse_by, parse_period, price_history, render_report, write_lines
+        from costkit.engine.history import price_history
+        from costkit.engine.lines import write_lines
+        from costkit.engine.period import parse_by, parse_period
+        from costkit.outputs.cost import render_report
         from costkit.model.settings import load_settings
         from costkit.store.db import Store
         from costkit.outputs.files import write_output

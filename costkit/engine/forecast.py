@@ -16,10 +16,10 @@ from costkit.prices.book import ITEM_KEYS, ITEMS, PriceBook, load_price_book
 from costkit.prices.pricer import Pricer
 from costkit.model.scenario import FIELDS, REQUEST_DEFAULTS, USAGE_DEFAULTS, Scenario
 from costkit.core.timeutil import add_months, hours_between, month_label, month_start
-from costkit.model.usage import MB, SpliceProfile, retention_hours, splice_usage
+from costkit.model.usage import splice_usage
+from costkit.engine.profile import CONFIDENT, plain, splice_profile
 
 FORMAT_VERSION = 1
-CONFIDENT = ("official", "official-example", "contract", "bill", "user")
 
 
 class _Horizon:
@@ -109,22 +109,6 @@ class _Tasks:
         return total
 
 
-def _profile(scn: Scenario, **over) -> SpliceProfile:
-    u = scn.usage
-    return SpliceProfile(
-        sources=to_fraction(over.get("sources_per_task", scn.sources_per_task)),
-        source_bytes=to_fraction(over.get("source_size_mb", scn.source_size_mb)) * MB,
-        source_class=scn.source_storage_class, archive_direct_read=scn.archive_direct_read,
-        target_bytes=to_fraction(over.get("target_size_mb", scn.target_size_mb)) * MB,
-        target_class=scn.target_storage_class, target_redundancy=scn.target_redundancy,
-        retention_hours=retention_hours(over.get("target_retention_days", scn.target_retention_days)),
-        accelerated_gb=to_fraction(over.get("accelerated_gb_per_task", scn.accelerated_gb_per_task)),
-        get_per_source=scn.requests["get_per_source"], head_per_source=scn.requests["head_per_source"],
-        put_per_task=scn.requests["put_per_task"], charge_failed_splices=u["charge_failed_splices"],
-        min_billable_kb=to_fraction(u["min_billable_kb"]),
-        min_storage_days={k: to_fraction(v) for k, v in u["min_storage_days"].items()})
-
-
 def task_counts(first, growth, months: int) -> list[int]:
     """Tasks per month: the first month's count grown by `growth` compounded, rounded half-up."""
     g = 1 + to_fraction(growth)
@@ -136,7 +120,7 @@ def _price_months(scn: Scenario, book: PriceBook, hz: _Horizon, **over):
     counts = task_counts(over.get("tasks_per_month", scn.tasks_per_month),
                          over.get("monthly_growth", scn.monthly_growth), scn.months)
     tasks = _Tasks(hz, counts)
-    usage = splice_usage(_profile(scn, **over))
+    usage = splice_usage(splice_profile(scn, **over))
     fail = min(to_fraction(over.get("failure_rate", scn.failure_rate)), Fraction(1))
     ok = (1 - fail) if usage.tasks_can_succeed else Fraction(0)
     splice_share = ok if usage.splice_item_on_success else Fraction(1)
@@ -191,16 +175,16 @@ def _assumptions(scn: Scenario) -> list[dict]:
         value = getattr(scn, key)
         if key == "start":
             value = month_label(*value)
-        out.append({"key": key, "value": _plain(value), "defaulted": key not in scn.given, "description": desc})
+        out.append({"key": key, "value": plain(value), "defaulted": key not in scn.given, "description": desc})
     for k, v in scn.requests.items():
-        out.append({"key": f"requests.{k}", "value": _plain(v), "defaulted": v == REQUEST_DEFAULTS[k] and (
+        out.append({"key": f"requests.{k}", "value": plain(v), "defaulted": v == REQUEST_DEFAULTS[k] and (
             "requests" not in scn.given), "description": "OSS requests per source or per task"})
     descs = {"charge_failed_splices": "failed splices are billed by IMM (unknown; default not billed)",
              "imm_billing_start": "ImageSplicing billed for splices completing at or after this instant",
              "min_billable_kb": "minimum billable object size for IA and colder classes, KB",
              "min_storage_days": "minimum storage duration by class, days"}
     for k, v in scn.usage.items():
-        out.append({"key": f"usage.{k}", "value": _plain(v), "defaulted": v == USAGE_DEFAULTS[k],
+        out.append({"key": f"usage.{k}", "value": plain(v), "defaulted": v == USAGE_DEFAULTS[k],
                     "description": descs[k]})
     out += [
         {"key": "units", "value": "GB = 1024^3 bytes, MB = 1024^2 bytes", "defaulted": True,
@@ -214,16 +198,6 @@ def _assumptions(scn: Scenario) -> list[dict]:
          "description": "target storage accrual"},
     ]
     return out
-
-
-def _plain(v):
-    if isinstance(v, (Decimal, Fraction)):
-        return fmt_quantity(v)
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    return v
 
 
 def _money(f) -> str:

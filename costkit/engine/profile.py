@@ -1,0 +1,45 @@
+"""What the forecast and the history engine share about a splice: the scenario's splice profile (the input of
+the usage model), how its assumptions are shown (plain values), and which price confidences need no warning."""
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+from costkit.core.money import fmt_quantity, to_fraction
+from costkit.model.scenario import Scenario
+from costkit.model.usage import MB, SpliceProfile, retention_hours
+
+# Price-entry confidences a report takes as settled; any other priced entry gets a "confirm it" warning.
+CONFIDENT = ("official", "official-example", "contract", "bill", "user")
+
+
+def splice_profile(scn: Scenario, **over) -> SpliceProfile:
+    """The `SpliceProfile` of one task of `scn` (sizes in bytes); `over` replaces scenario drivers by name
+    (sources_per_task, source_size_mb, target_size_mb, target_retention_days, accelerated_gb_per_task)."""
+    u = scn.usage
+    return SpliceProfile(
+        sources=to_fraction(over.get("sources_per_task", scn.sources_per_task)),
+        source_bytes=to_fraction(over.get("source_size_mb", scn.source_size_mb)) * MB,
+        source_class=scn.source_storage_class, archive_direct_read=scn.archive_direct_read,
+        target_bytes=to_fraction(over.get("target_size_mb", scn.target_size_mb)) * MB,
+        target_class=scn.target_storage_class, target_redundancy=scn.target_redundancy,
+        retention_hours=retention_hours(over.get("target_retention_days", scn.target_retention_days)),
+        accelerated_gb=to_fraction(over.get("accelerated_gb_per_task", scn.accelerated_gb_per_task)),
+        get_per_source=scn.requests["get_per_source"], head_per_source=scn.requests["head_per_source"],
+        put_per_task=scn.requests["put_per_task"], charge_failed_splices=u["charge_failed_splices"],
+        min_billable_kb=to_fraction(u["min_billable_kb"]),
+        min_storage_days={k: to_fraction(v) for k, v in u["min_storage_days"].items()})
+
+
+def plain(v):
+    """`v` with every exact number (Decimal, Fraction) as a decimal string, through dicts and lists (for JSON)."""
+    if isinstance(v, (Decimal, Fraction)):
+        return fmt_quantity(v)
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [plain(x) for x in v]
+    return v
+
+
+__all__ = ["CONFIDENT", "splice_profile", "plain"]
