@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "costkit.cli.history",
     "costkit.cli.bills",
     "costkit.cli.audit",
+    "costkit.cli.listen",
 ]
 
 
