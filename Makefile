@@ -1,4 +1,6 @@
-# `make demo` and `make test` each build .venv when it is missing, install costkit into it, and run.
+# `make demo` and `make test` each build .venv when it is missing, install costkit into it (with the test
+# extra: pytest, selenium, pypdf), and run. The browser tests need Debian's chromium and chromium-driver
+# (.ci/run installs them); without them they skip with one summary line.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

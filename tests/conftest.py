@@ -62,3 +62,11 @@ def _loopback_only():
     socket.socket.connect = _real_connect
     socket.socket.connect_ex = _real_connect_ex
     socket.getaddrinfo = _real_getaddrinfo
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One visible line when the browser tests skipped because chromium is missing (tests/browser.py)."""
+    from browser import INSTALL_HINT, MISSING
+    if MISSING:
+        terminalreporter.write_line(f"{INSTALL_HINT} (missing: {', '.join(sorted(set(MISSING)))})",
+                                    yellow=True, bold=True)

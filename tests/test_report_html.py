@@ -6,7 +6,6 @@ Regenerate the gold file with: COSTKIT_REGEN_GOLD=1 .venv/bin/python -m pytest t
 """
 from __future__ import annotations
 
-import base64
 import copy
 import os
 import re
@@ -138,19 +137,31 @@ class _Collector(HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.tags: list[tuple[str, dict]] = []
+        self.svg_tags: list[tuple[str, dict]] = []   # inside inline <svg> charts
+        self.svg_text: list[str] = []
         self.style_text = ""
         self._in_style = False
+        self._svg_depth = 0
 
     def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
+        if tag == "svg":
+            self._svg_depth += 1
+        (self.svg_tags if self._svg_depth else self.tags).append((tag, dict(attrs)))
         self._in_style = tag == "style"
+
+    def handle_startendtag(self, tag, attrs):
+        (self.svg_tags if self._svg_depth else self.tags).append((tag, dict(attrs)))
 
     def handle_endtag(self, tag):
         self._in_style = False
+        if tag == "svg":
+            self._svg_depth -= 1
 
     def handle_data(self, data):
         if self._in_style:
             self.style_text += data
+        elif self._svg_depth and data.strip():
+            self.svg_text.append(data)
 
 
 def _parse(html: str) -> _Collector:
@@ -182,17 +193,25 @@ def test_report_is_self_contained(html, model):
     for banned in ("script", "link", "iframe", "object", "embed", "base", "frame", "audio", "video", "source"):
         assert banned not in names, banned
     assert "<script" not in html.lower()
-    imgs = [a for t, a in doc.tags if t == "img"]
-    assert len(imgs) == 2
+    assert "img" not in names and [t for t, _ in doc.svg_tags].count("svg") == 2
     for t, attrs in doc.tags:
         for name, value in attrs.items():
             assert not name.startswith("on"), (t, name)
-            if name in ("src", "srcset", "poster", "data", "action", "formaction"):
-                assert value.startswith("data:image/png;base64,"), (t, name)
+            assert name not in ("src", "srcset", "poster", "data", "action", "formaction"), (t, name)
             if name == "href":
                 assert t == "a" and re.match(r"https?://", value), (t, value)
             if name == "style":
                 pytest.fail(f"inline style attribute on <{t}>")
+    # Inside the charts: drawing only, and references only to the chart's own definitions.
+    assert {t for t, _ in doc.svg_tags} <= {"svg", "g", "path", "use", "text", "defs", "clippath", "rect",
+                                            "tspan"}, {t for t, _ in doc.svg_tags}
+    for t, attrs in doc.svg_tags:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (t, name)
+            if name.endswith("href"):
+                assert value.startswith("#"), (t, value)
+            if "url(" in (value or ""):
+                assert re.fullmatch(r"url\(#[\w-]+\)", value), (t, value)
     hrefs = [a["href"] for t, a in doc.tags if t == "a"]
     assert hrefs == [SPEC_URL, "https://www.aliyun.com/price/product#/oss/detail"]
     css = doc.style_text
@@ -204,11 +223,28 @@ def test_report_is_self_contained(html, model):
             pytest.fail("meta http-equiv is not expected")
 
 
-def test_chart_payloads_are_png(html):
-    payloads = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(payloads) == 2
-    for p in payloads:
-        assert base64.b64decode(p)[:8] == b"\x89PNG\r\n\x1a\n"
+def test_charts_are_inline_svg_with_text_kept_as_text(html, model):
+    doc = _parse(html)
+    svgs = [a for t, a in doc.svg_tags if t == "svg"]
+    assert len(svgs) == 2 and all(a.get("viewbox") and "width" not in a for a in svgs)
+    texts = [t.strip() for t in doc.svg_text]
+    assert "Cumulative total (CNY)" in texts and "tasks_per_month" in texts
+    # No two charts share an id, and every reference resolves inside the page.
+    ids = [a["id"] for _t, a in doc.svg_tags if "id" in a]
+    assert len(ids) == len(set(ids))
+    refs = {re.sub(r"^url\(#|\)$|^#", "", v) for _t, a in doc.svg_tags for k, v in a.items()
+            if k.endswith("href") or (v or "").startswith("url(")}
+    assert refs <= set(ids)
+
+
+def test_legend_lists_the_stack_from_the_top(html, model):
+    """The stacked bars are drawn in the model's item order from the bottom up; the legend reads top down."""
+    chart = re.search(r'<svg class="chart-svg".*?</svg>', html, re.S).group(0)
+    texts = [t.strip() for t in re.findall(r"<text[^>]*>([^<]*)</text>", chart)]
+    shown = [k for k in model["item_keys"] if any(Decimal(m["items"][k]) for m in model["months"])]
+    legend = [t for t in texts if t in shown]
+    assert legend[-len(shown):] == shown[::-1]
+    assert texts[-1] == "Cumulative total (CNY)"
 
 
 def test_untrusted_text_is_escaped(html):
@@ -244,15 +280,19 @@ def test_month_item_table_comes_from_model(html, model):
     rows = _table(html, "month-items")
     header, body, foot = rows[0], rows[1:-1], rows[-1]
     assert header[-1].split() == ["Total", "CNY"]
-    for key in model["item_keys"]:
-        assert any(key in h for h in header), key
+    shown = [k for k in model["item_keys"] if any(Decimal(m["items"][k]) for m in model["months"])]
+    zero = [k for k in model["item_keys"] if k not in shown]
+    assert shown and zero
+    assert [h.split()[0] for h in header[4:-1]] == shown
     assert [r[0] for r in body] == [m["month"] for m in model["months"]]
     for r, m in zip(body, model["months"]):
-        assert r[4:-1] == [fmt_number(m["items"][k]) for k in model["item_keys"]]
+        assert r[4:-1] == [fmt_number(m["items"][k]) for k in shown]
         assert r[-1] == fmt_number(m["total"])
         assert r[1] == fmt_number(m["tasks"])
     assert foot[0] == "Total"
-    assert foot[4:] == [fmt_number(model["items"][k]) for k in model["item_keys"]] + [fmt_number(model["total"])]
+    assert foot[4:] == [fmt_number(model["items"][k]) for k in shown] + [fmt_number(model["total"])]
+    note = re.search(r'<p class="note zero-items">(.*?)</p>', html, re.S).group(1)
+    assert [k for k in zero if f'<span class="key">{k}</span>' in note] == zero
 
 
 def test_template_does_not_recompute_money(model):
@@ -269,7 +309,7 @@ def test_every_month_item_price_and_assumption_appears(html, model):
     for m in model["months"]:
         assert f">{m['month']}<" in html
     for key in model["item_keys"]:
-        assert html.count(f'<span class="key">{key}</span>') >= 2  # money and quantity tables
+        assert html.count(f'<span class="key">{key}</span>') >= 2  # money table or zero note, and quantities
     prices = _table(html, "prices")[1:]
     assert len(prices) == len(model["prices"])
     assert [p[8] for p in prices] == [p["confidence"] for p in model["prices"]]
@@ -304,7 +344,7 @@ def test_minimal_model_renders(model):
     html = render_forecast_html(bare, generated_at="x")
     assert "No warnings." in html and "No sensitivity analysis" in html
     assert 'id="headline-per-1000">n/a<' in html
-    assert html.count("data:image/png;base64,") == 1
+    assert html.count('<svg class="chart-svg"') == 1
     assert 'class="month-quantities"' not in html
 
 
@@ -350,9 +390,13 @@ def test_charts_are_deterministic_and_leave_matplotlib_alone():
     series = {"a $x$": [1.0, 2.0, 3.0], "credit": [0.0, -0.5, 0.0], "zero": [0.0, 0.0, 0.0]}
     one = charts.stacked_bars(cats, series, ylabel="Cost (CNY)", line=[1.0, 2.5, 5.5])
     two = charts.stacked_bars(cats, series, ylabel="Cost (CNY)", line=[1.0, 2.5, 5.5])
-    assert one == two and one.startswith("data:image/png;base64,")
-    assert charts.line_chart(cats, {"billed": [1.0, None, 2.0]}, ylabel="Cost (USD)").startswith("data:image/png")
-    assert charts.tornado([], base=0.0, xlabel="Total (CNY)").startswith("data:image/png")
+    assert one == two and one.startswith('<svg class="chart-svg"')
+    assert ">a $x$<" in one and "<metadata" not in one and "<style" not in one and "<?xml" not in one
+    assert charts.line_chart(cats, {"billed": [1.0, None, 2.0]}, ylabel="Cost (USD)").startswith("<svg")
+    assert charts.tornado([], base=0.0, xlabel="Total (CNY)").startswith("<svg")
+    hostile = charts.line_chart(["项目甲", "<b>&"], {"<script>x</script>": [1.0, 2.0]}, ylabel="成本 (CNY)")
+    assert "<script" not in hostile and "&lt;script&gt;x&lt;/script&gt;" in hostile
+    assert ">项目甲<" in hostile and ">成本 (CNY)<" in hostile and "&lt;b&gt;&amp;" in hostile
     assert matplotlib.get_backend() == backend
     assert dict(matplotlib.rcParams) == rc
     import sys
@@ -384,8 +428,7 @@ def test_engine_model_renders(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     doc = _parse(html)
     for t, attrs in doc.tags:
-        if "src" in attrs:
-            assert attrs["src"].startswith("data:image/png;base64,")
+        assert "src" not in attrs, t
         if "href" in attrs:
             assert t == "a" and re.match(r"https?://", attrs["href"])
     rows = _table(html, "month-items")
@@ -395,3 +438,30 @@ def test_engine_model_renders(tmp_path):
     assert len(_table(html, "assumptions")) == len(model["assumptions"]) + 1
     for w in model["warnings"]:
         assert str(escape(w)) in html
+
+
+def test_times_read_in_utc_plus_8(html):
+    from costkit.outputs.html import generated_at_now, local_time
+
+    assert local_time("2026-11-25T17:00:00+00:00") == "2026-11-26 01:00 +08:00"
+    assert local_time("2025-08-31T17:00:00.123456+00:00") == "2025-09-01 01:00 +08:00"
+    assert local_time(None) == "—" and local_time("2025-08") == "2025-08"
+    assert 'class="generated-at">2026-11-26 01:00 +08:00<' in html
+    assert generated_at_now().endswith("+08:00")
+
+
+def test_headline_names_the_prices_that_drive_the_total(html, model):
+    drivers = re.search(r'<section class="drivers".*?</section>', html, re.S).group(0)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", drivers))
+    # ImageSplicing is most of the sample total: its post-cutover price and confidence are named, the
+    # zero price of before the cutover is not.
+    assert "imm.ImageSplicing" in text and "0.05 CNY per calls" in text and "illustrative" in text
+    assert "0 CNY per calls" not in text
+    assert 'id="illustrative-banner"' in html
+
+
+def test_cause_names_and_sums_for_the_templates():
+    from costkit.outputs.html import cause_name, dec_sum
+
+    assert cause_name("coverage_gap") == "coverage gap" and cause_name("new_cause") == "new cause"
+    assert dec_sum(["0.01", "-0.03", None, "x"]) == "-0.02" and dec_sum([]) == "0"

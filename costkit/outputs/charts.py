@@ -1,8 +1,11 @@
-"""Charts for the HTML reports, drawn with matplotlib and returned as inline PNG data URIs.
+"""Charts for the HTML reports, drawn with matplotlib and returned as inline SVG markup.
 
-Every helper returns a string `data:image/png;base64,...` that an <img src> can carry, so a report stays one
-self-contained file. Money arrives here already converted to float: floats are used for chart geometry only,
-never for the figures printed in tables.
+Every helper returns an `<svg>` element (markupsafe.Markup) to be placed inside the report as is, so a report
+stays one self-contained file. Text stays text (`svg.fonttype: none`): the browser draws it with the reader's
+own fonts, so Chinese names render and print sharp. The SVG is deterministic (fixed hash salt, no date or
+creator metadata) and carries no script, style element, external reference or document-level id clash.
+Money arrives here already converted to float: floats are used for chart geometry only, never for the figures
+printed in tables.
 
 matplotlib is used through its object API (Figure + the Agg canvas), not pyplot: nothing registers in
 pyplot's global figure list, the process-wide backend is left alone, and rcParams are changed only inside
@@ -10,10 +13,14 @@ a context manager that restores them.
 """
 from __future__ import annotations
 
-import base64
+import hashlib
 import io
+import re
+import warnings
 from contextlib import contextmanager
 from typing import Iterator, Mapping, Sequence
+
+from markupsafe import Markup
 
 # Fixed palette (colour-blind friendly "tab10"-like order) so each series keeps its colour across runs.
 PALETTE = (
@@ -37,6 +44,7 @@ _RC = {
     "axes.axisbelow": True,
     "text.parse_math": False,
     "svg.hashsalt": "costkit",
+    "svg.fonttype": "none",
     "path.simplify": True,
 }
 
@@ -55,7 +63,9 @@ def figure(width_in: float = 10.0, height_in: float = 4.8) -> Iterator[object]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    with matplotlib.style.context("default"), matplotlib.rc_context(_RC):
+    with matplotlib.style.context("default"), matplotlib.rc_context(_RC), warnings.catch_warnings():
+        # DejaVu Sans has no CJK glyphs: only the layout estimate is affected, the browser draws the text.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
         fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
         FigureCanvasAgg(fig)
         try:
@@ -64,14 +74,36 @@ def figure(width_in: float = 10.0, height_in: float = 4.8) -> Iterator[object]:
             fig.clear()
 
 
-def to_data_uri(fig) -> str:
-    """Render a Figure to PNG and return it as a `data:image/png;base64,...` string.
+_ID = re.compile(r'\sid="([^"]+)"')
+_REF = re.compile(r'(xlink:href="#|href="#|url\(#)([^")]+)')
 
-    PNG metadata (the matplotlib version in `Software`) is dropped so the bytes are reproducible.
+
+def to_svg(fig) -> Markup:
+    """Render a Figure as an inline `<svg class="chart-svg">` element (Markup) for an HTML report.
+
+    The XML prolog, DOCTYPE, metadata and the embedded <style> are dropped (the report's stylesheet carries
+    the line-join rule); the fixed pixel size is dropped so CSS sizes the chart from its viewBox. Ids that are
+    referenced (markers, clip paths) get a prefix taken from the SVG's own hash, so several charts in one page
+    never share an id and the output stays byte-for-byte reproducible; unreferenced ids are removed.
     """
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+    text = re.sub(r"<style[^>]*>.*?</style>\s*", "", text, flags=re.S)
+    text = re.sub(r"<defs>\s*</defs>\s*", "", text)
+    text = re.sub(r"<svg [^>]*?(viewBox=\"[^\"]+\")[^>]*>",
+                  r'<svg class="chart-svg" xmlns="http://www.w3.org/2000/svg" '
+                  r'xmlns:xlink="http://www.w3.org/1999/xlink" \1 preserveAspectRatio="xMidYMid meet" '
+                  r'aria-hidden="true" focusable="false">', text, count=1)
+    prefix = "c" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    referenced = {m.group(2) for m in _REF.finditer(text)}
+    text = _ID.sub(lambda m: f' id="{prefix}-{m.group(1)}"' if m.group(1) in referenced else "", text)
+    text = _REF.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", text)
+    if "<script" in text.lower() or "<foreignobject" in text.lower():
+        raise ValueError("chart SVG must not carry scripts or foreign content")
+    return Markup(text.strip())
 
 
 def _money_formatter(span: float):
@@ -102,12 +134,13 @@ def stacked_bars(
     line_label: str = "Cumulative",
     line_ylabel: str = "",
     colours: Mapping[str, str] | None = None,
-) -> str:
-    """A stacked bar chart, one bar per category, one stacked segment per series; returns a PNG data URI.
+) -> Markup:
+    """A stacked bar chart, one bar per category, one stacked segment per series, returned as inline SVG (see to_svg).
 
     `categories` are the x labels (e.g. months `YYYY-MM`); `series` maps a legend label (e.g. an item key)
     to one value per category, in the unit named by `ylabel` (e.g. "Cost (CNY)"). Positive values stack up
-    from 0, negative ones (credits) stack down. Series that are zero everywhere are left out of the legend.
+    from 0, negative ones (credits) stack down. Series that are zero everywhere are left out of the legend,
+which lists the series top to bottom in the order they are stacked (top segment first).
     `line`, when given, is drawn on a secondary y axis labelled `line_ylabel` (e.g. the cumulative total).
     """
     cats = list(categories)
@@ -156,8 +189,13 @@ def stacked_bars(
             handles.append(ln)
             labels.append(line_label)
         if handles:
-            fig.legend(handles, labels, loc="outside lower center", ncol=min(5, len(handles)), frameon=False)
-        return to_data_uri(fig)
+            # The legend reads top to bottom like the stack: the last series drawn sits on top, so it comes
+            # first; the line (not part of the stack) comes last.
+            n_bars = len(handles) - (1 if line is not None else 0)
+            order = list(range(n_bars))[::-1] + list(range(n_bars, len(handles)))
+            fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside right upper",
+                       ncol=1, frameon=False)
+        return to_svg(fig)
 
 
 def line_chart(
@@ -167,8 +205,8 @@ def line_chart(
     ylabel: str,
     title: str = "",
     colours: Mapping[str, str] | None = None,
-) -> str:
-    """A line chart with one line per series over shared categories; returns a PNG data URI.
+) -> Markup:
+    """A line chart with one line per series over shared categories, returned as inline SVG (see to_svg).
 
     `series` maps a legend label (e.g. "forecast", "billed") to one value per category in the unit named by
     `ylabel` (e.g. "Cost (CNY)"); None leaves a gap (a month with no data).
@@ -196,7 +234,7 @@ def line_chart(
         _thin_x_labels(ax, cats)
         if series:
             fig.legend(loc="outside lower center", ncol=min(5, len(series)), frameon=False)
-        return to_data_uri(fig)
+        return to_svg(fig)
 
 
 def tornado(
@@ -207,8 +245,8 @@ def tornado(
     title: str = "",
     low_label: str = "driver low",
     high_label: str = "driver high",
-) -> str:
-    """A tornado (sensitivity) chart; returns a PNG data URI.
+) -> Markup:
+    """A tornado (sensitivity) chart, returned as inline SVG (see to_svg).
 
     Each row is `{"label": str, "low": float, "high": float}` plus optional `low_text` / `high_text`
     (preformatted strings printed at the bar ends, e.g. exact decimal totals): the result (e.g. the horizon total in the
@@ -249,4 +287,4 @@ def tornado(
         if n:
             ax.set_ylim(-0.6, n - 0.4)
             fig.legend(loc="outside lower center", ncol=2, frameon=False)
-        return to_data_uri(fig)
+        return to_svg(fig)

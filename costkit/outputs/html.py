@@ -1,8 +1,9 @@
 """Self-contained HTML reports rendered with Jinja2 from the templates in `reports/` (costkit.reports).
 
 Every value is autoescaped, including text from scenarios, price files and warnings. The stylesheet is
-inlined and charts are inline PNG data URIs, so a report makes no external fetches and carries no script.
-Money is printed from the model's decimal strings; floats are used only to draw charts.
+inlined and charts are inline SVG (costkit.outputs.charts), so a report makes no external fetches and carries
+no script. Money is printed from the model's decimal strings; floats are used only to draw charts. Times are
+shown in UTC+8 (Asia/Shanghai), the billing time zone.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from costkit.core.timeutil import SHANGHAI
 from costkit.core.version import __version__
 from costkit.outputs import charts
 
@@ -95,6 +97,65 @@ def link_segments(text) -> list[tuple[str, str | None]]:
     return out
 
 
+# Cause codes of the audit model as a reader says them; the JSON keeps the codes.
+CAUSE_NAMES = {
+    "coverage_gap": "coverage gap",
+    "before_cutover": "before the cutover",
+    "failed_billed": "failed tasks billed",
+    "day_boundary": "day boundary",
+    "usage": "usage difference",
+    "price": "price difference",
+    "discount": "invoice discount",
+    "coupons": "coupons",
+    "resource_plan": "resource plan",
+    "rounding": "rounding",
+    "not_splicing": "not splicing",
+    "coverage_gap_unclaimed": "OSS use on gap days",
+}
+# Price confidences that mean "not a real price": a report built on one carries the illustrative banner.
+ILLUSTRATIVE = ("illustrative", "synthetic")
+
+
+def cause_name(code) -> str:
+    """The reader's words for an audit cause code ("coverage_gap" -> "coverage gap"); unknown codes get their
+    underscores turned into spaces."""
+    return CAUSE_NAMES.get(str(code), str(code).replace("_", " "))
+
+
+def local_time(value) -> str:
+    """An ISO 8601 instant as "YYYY-MM-DD HH:MM +08:00" (Asia/Shanghai, to the minute); None -> "—".
+
+    Text that is not an aware ISO instant (a date, "x") is returned unchanged.
+    """
+    if value is None or value == "":
+        return "—"
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if when.tzinfo is None:
+        return str(value)
+    return when.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M +08:00")
+
+
+def dec_sum(values) -> str:
+    """The exact sum of decimal strings (None and unparsable values count as 0), as a string keeping the
+    largest number of decimals given (e.g. "0.01" + "-0.03" -> "-0.02")."""
+    total, places = Decimal(0), 0
+    for v in values:
+        d = _dec(v)
+        if d is None or not d.is_finite():
+            continue
+        total += d
+        places = max(places, -d.as_tuple().exponent if d.as_tuple().exponent < 0 else 0)
+    return str(total.quantize(Decimal(1).scaleb(-places)))
+
+
+def illustrative_prices(prices) -> list[dict]:
+    """The price rows whose confidence marks them as not real (illustrative or synthetic)."""
+    return [p for p in prices or [] if str(p.get("confidence") or "").lower() in ILLUSTRATIVE]
+
+
 def _dec(text) -> Decimal | None:
     try:
         return Decimal(str(text))
@@ -121,6 +182,10 @@ def _environment() -> Environment:
     env.filters["num"] = fmt_number
     env.filters["value"] = fmt_value
     env.filters["links"] = link_segments
+    env.filters["cause_name"] = cause_name
+    env.filters["local_time"] = local_time
+    env.filters["dec_sum"] = dec_sum
+    env.globals["illustrative_prices"] = illustrative_prices
     return env
 
 
@@ -136,11 +201,11 @@ def _stylesheet(*extra: str) -> Markup:
 
 
 def generated_at_now() -> str:
-    """The report timestamp: SOURCE_DATE_EPOCH when set (reproducible builds), else now; ISO 8601 UTC."""
+    """The report timestamp: SOURCE_DATE_EPOCH when set (reproducible builds), else now; ISO 8601 in +08:00."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     when = (datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit()
             else datetime.now(timezone.utc))
-    return when.replace(microsecond=0).isoformat()
+    return when.astimezone(SHANGHAI).replace(microsecond=0).isoformat()
 
 
 def render_html(template_name: str, context: dict) -> str:
@@ -154,9 +219,9 @@ def render_html(template_name: str, context: dict) -> str:
 
 
 def _forecast_charts(model: dict) -> dict:
-    """The forecast's chart data URIs: `monthly` (stacked bars + cumulative line) and `tornado` (or None)."""
+    """The forecast's inline SVG charts: `monthly` (stacked bars + cumulative line) and `tornado` (or None)."""
     currency = model["currency"]
-    keys = list(model["item_keys"])
+    keys = _item_columns(model)["shown_keys"]
     months = model["months"]
     labels = [m["month"] for m in months]
     series = {k: [_chart_float(m["items"][k]) for m in months] for k in keys}
@@ -230,6 +295,66 @@ def _quantity_table(model: dict) -> dict:
     return {"quantity_units": {k: units.get(k, "") for k in keys}, "quantity_rows": rows}
 
 
+def _item_columns(model: dict) -> dict:
+    """`shown_keys` (items with a non-zero amount in some month or in the total, in the model's order) and
+    `zero_keys` (the rest: left out of the month x item table and chart, and listed in a note)."""
+    shown, zero = [], []
+    for k in model["item_keys"]:
+        amounts = [m["items"].get(k) for m in model["months"]] + [(model.get("items") or {}).get(k)]
+        (shown if any((_dec(a) or 0) != 0 for a in amounts) else zero).append(k)
+    return {"shown_keys": shown, "zero_keys": zero}
+
+
+def _month_bounds(label: str, *, end: bool) -> datetime | None:
+    try:
+        y, m = (int(x) for x in str(label).split("-"))
+    except ValueError:
+        return None
+    if end:
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return datetime(y, m, 1, tzinfo=SHANGHAI)
+
+
+def _instant(text) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(text))
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=SHANGHAI)
+
+
+def _price_drivers(model: dict, limit: int = 3, share: Decimal = Decimal("0.8")) -> list[dict]:
+    """The items that make up most of the horizon total (largest first, until `share` of it, at most `limit`),
+    each with `item`, `amount` (its horizon total, the model's decimal string), `share_pct` (of the total,
+    1 decimal) and `prices`: the model's price rows for that item whose effective window meets the horizon
+    (zero prices left out when a non-zero one applies). Empty when the total is not positive."""
+    total = _dec(model.get("total")) or Decimal(0)
+    if total <= 0 or not model["months"]:
+        return []
+    start = _month_bounds(model["months"][0]["month"], end=False)
+    stop = _month_bounds(model["months"][-1]["month"], end=True)
+    items = sorted(((k, _dec(v) or Decimal(0)) for k, v in (model.get("items") or {}).items()),
+                   key=lambda kv: (-kv[1], kv[0]))
+    out, covered = [], Decimal(0)
+    for key, amount in items:
+        if amount <= 0 or len(out) >= limit or covered >= share * total:
+            break
+        covered += amount
+        rows = []
+        for p in _price_rows(model):
+            if p["item"] != key:
+                continue
+            frm, to = _instant(p["effective_from"]), _instant(p["effective_to"])
+            if (start and to and to <= start) or (stop and frm and frm >= stop):
+                continue
+            rows.append(p)
+        if any((_dec(p["price"]) or 0) != 0 for p in rows):
+            rows = [p for p in rows if (_dec(p["price"]) or 0) != 0 or p["price"] is None]
+        pct = (amount * 100 / total).quantize(Decimal("0.1"))
+        out.append({"item": key, "amount": model["items"][key], "share_pct": str(pct), "prices": rows})
+    return out
+
+
 def render_forecast_html(model: dict, *, generated_at: str | None = None) -> str:
     """The forecast report for a forecast model (the dict `costkit estimate --format json` prints).
 
@@ -241,6 +366,12 @@ def render_forecast_html(model: dict, *, generated_at: str | None = None) -> str
         "model": model,
         "scenario": model.get("scenario") or {},
         "item_keys": list(model["item_keys"]),
+        **_item_columns(model),
+        "drivers": _price_drivers(model),
+        # Filled by the forecast issue (unknown prices, price sweep) once the model carries them.
+        "unknown_prices": model.get("unknown_prices") or [],
+        "price_sweep": model.get("price_sweep") or [],
+        "illustrative": illustrative_prices(model.get("prices")),
         "months": months,
         "has_succeeded": bool(months) and all("succeeded" in m for m in months),
         **_quantity_table(model),

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from costkit.store.db import Store, UpsertCounts
+from costkit.store.db import Store
+from costkit.store.tasks import UpsertCounts
 
 LISTEN_KIND = "listen"
 # A collector may hold the store for a while; the batch waits (its messages stay in the queue meanwhile).

@@ -24,7 +24,7 @@ from xml.etree import ElementTree
 
 from costkit.core.errors import BadInput, RuntimeFailure, one_line
 from costkit.sources.credentials import default_chain, static_keys
-from costkit.sources.imm.collect import RetryPolicy
+from costkit.sources.retry import RetryPolicy
 from costkit.sources.imm.taskrecord import (SPLICING, from_eventbridge_event, from_mns_envelope,
                                             is_eventbridge_event, is_mns_envelope, notification_task_type)
 
