@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from contextlib import contextmanager
 from typing import Iterator, Mapping, Sequence
 
@@ -70,7 +71,10 @@ def to_data_uri(fig) -> str:
     PNG metadata (the matplotlib version in `Software`) is dropped so the bytes are reproducible.
     """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    with warnings.catch_warnings():
+        # Axis labels of very large (valid) figures can crowd the layout; the chart is still drawn.
+        warnings.filterwarnings("ignore", message="constrained_layout not applied")
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from costkit.core.money import exact_decimals
 from costkit.core.version import __version__
 from costkit.outputs import charts
 
@@ -236,6 +237,11 @@ def render_forecast_html(model: dict, *, generated_at: str | None = None) -> str
     Returns one self-contained HTML document (str). Money is shown exactly as the model's decimal strings,
     in the model's currency. `generated_at` defaults to generated_at_now().
     """
+    with exact_decimals():  # totals of a large valid scenario pass the default 28 digits
+        return _render_forecast_html(model, generated_at)
+
+
+def _render_forecast_html(model: dict, generated_at: str | None) -> str:
     months = model["months"]
     context = {
         "model": model,
