@@ -60,6 +60,9 @@ def register(group: click.Group) -> None:
         parsed = parse_files(files, kind=kind, skip_bad=skip_bad, region=region)
         with Store.open(ctx.obj["store_path"]) as store:
             summary = store_parsed(store, parsed)
+        for f in parsed:
+            for w in f.warnings:
+                click.echo(f"costkit: warning: {w}", err=True)
         for bad in summary.bad:
             click.echo(f"costkit: skipped bad record: {bad}", err=True)
         click.echo(summary.line())

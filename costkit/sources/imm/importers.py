@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from costkit.core.errors import BadInput
+from costkit.core.errors import BadInput, one_line
 from costkit.store.db import Store, UpsertCounts
 from costkit.sources.imm.taskrecord import (
     SPLICING,
@@ -64,6 +64,7 @@ class FileImport:
     skipped_other_types: int = 0
     bad: list = field(default_factory=list)
     counts: UpsertCounts = UpsertCounts()
+    warnings: list = field(default_factory=list)
 
 
 @dataclass
@@ -76,6 +77,7 @@ class ImportSummary:
     unchanged: int = 0
     skipped_other_types: int = 0
     bad: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
 
     def line(self) -> str:
         """The one-line summary that `costkit import` prints."""
@@ -86,6 +88,10 @@ class ImportSummary:
         if self.bad:
             text += f"; {len(self.bad)} bad record{'s' if len(self.bad) != 1 else ''} skipped"
         return text
+
+
+# A dump larger than this is refused before it is read (JSON is parsed in memory).
+MAX_DUMP_BYTES = 2 * 1024**3
 
 
 class _Bad(Exception):
@@ -156,6 +162,16 @@ class _Parser:
         self.out.bad.append(BadRecord(self.path, place or "?", reason))
 
     # -- records --
+    def keep(self, record: dict, line, where) -> None:
+        """Keep a record; a task that ends before it starts is kept as IMM reported it, with a warning."""
+        start, end = record["start_time"], record["end_time"]
+        if start is not None and end is not None and end < start:
+            place = " ".join(p for p in (f"line {line}" if line is not None else None, where) if p)
+            self.out.warnings.append(
+                f"{self.path}: {place + ': ' if place else ''}task {record['task_id']}: EndTime {end.isoformat()} "
+                f"is before StartTime {start.isoformat()}; stored as reported")
+        self.out.records.append(record)
+
     def add_task(self, task, *, project=None, line=None, where=None) -> None:
         try:
             if not isinstance(task, dict):
@@ -168,7 +184,7 @@ class _Parser:
             if not region:
                 raise _Bad("no region: task dumps do not carry one; pass --region")
             proj = _first(task, "ProjectName", "project", "Project") or project
-            self.out.records.append(from_api_task(task, region=region, project=proj, origin="import"))
+            self.keep(from_api_task(task, region=region, project=proj, origin="import"), line, where)
         except (_Bad, BadInput) as e:
             self.bad(getattr(e, "reason", str(e)), line=line, where=where)
 
@@ -185,7 +201,7 @@ class _Parser:
                 self.out.skipped_other_types += 1
                 return
             convert = from_mns_envelope if kind == "mns" else from_eventbridge_event
-            self.out.records.append(convert(obj, default_region=self.region))
+            self.keep(convert(obj, default_region=self.region), line, where)
         except (_Bad, BadInput) as e:
             self.bad(getattr(e, "reason", str(e)), line=line, where=where)
 
@@ -222,9 +238,20 @@ class _Parser:
     # -- files --
     def parse(self) -> FileImport:
         try:
+            return self._parse()
+        except RecursionError:
+            raise BadInput("JSON nested too deeply", path=self.path) from None
+
+    def _parse(self) -> FileImport:
+        try:
+            if Path(self.path).stat().st_size > MAX_DUMP_BYTES:
+                raise BadInput(f"larger than {MAX_DUMP_BYTES // 1024**3} GiB; split it into smaller files",
+                               path=self.path)
             text = Path(self.path).read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise BadInput("no such file", path=self.path) from None
+        except IsADirectoryError:
+            raise BadInput("is a directory, not a file", path=self.path) from None
         except UnicodeDecodeError as e:
             raise BadInput(f"not UTF-8 text (byte {e.start})", path=self.path) from None
         except OSError as e:
@@ -233,8 +260,10 @@ class _Parser:
             raise BadInput("empty file", path=self.path)
         try:
             doc = json.loads(text)
-        except ValueError as e:
+        except json.JSONDecodeError as e:
             self.parse_lines(text, e)
+        except ValueError as e:  # an integer of thousands of digits
+            raise BadInput(f"not valid JSON: {one_line(e)}", path=self.path) from None
         else:
             self.parse_document(doc)
         return self.out
@@ -272,7 +301,7 @@ class _Parser:
         first = next((i for i, ln in enumerate(lines) if ln.strip()), 0)
         try:
             json.loads(lines[first])
-        except ValueError:
+        except (ValueError, RecursionError):
             # Not JSON Lines either: report the document's own syntax error, with its line.
             raise BadInput(f"not valid JSON: {whole_error.msg} (column {whole_error.colno})",
                            path=self.path, line=whole_error.lineno) from None
@@ -283,8 +312,12 @@ class _Parser:
                 continue
             try:
                 obj = json.loads(ln)
-            except ValueError as e:
+            except json.JSONDecodeError as e:
                 self.bad(f"not valid JSON: {e.msg} (column {e.colno})", line=n)
+                continue
+            except (ValueError, RecursionError) as e:
+                self.bad(f"not valid JSON: {'nested too deeply' if isinstance(e, RecursionError) else one_line(e)}",
+                         line=n)
                 continue
             kinds.add(_item_kind(obj))
             self.add_item(obj, line=n)
@@ -328,7 +361,13 @@ def import_files(store: Store, paths, kind: str | None = None, skip_bad: bool = 
 
 
 def store_parsed(store: Store, parsed: list[FileImport], *, seen_at: datetime | None = None) -> ImportSummary:
-    """Store files parsed by `parse_files`, one transaction per file; return an ImportSummary."""
+    """Store files parsed by `parse_files` in one transaction (all files or none, each with its `imports`
+    row); return an ImportSummary."""
+    with store.transaction():
+        return _store_parsed(store, parsed, seen_at=seen_at)
+
+
+def _store_parsed(store: Store, parsed: list[FileImport], *, seen_at: datetime | None = None) -> ImportSummary:
     seen_at = seen_at or datetime.now(timezone.utc)
     summary = ImportSummary()
     for f in parsed:
