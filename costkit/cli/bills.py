@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from costkit.cli.paths import check_writable, store_path
+
 from costkit.core.errors import BadInput
 from costkit.core.timeutil import parse_month
 from costkit.cli.cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
@@ -49,7 +51,7 @@ def import_bill_cmd(ctx, file, month, currency, mapping_file):
     _month(month)
     if mapping_file:
         load_mapping(mapping_file)  # bad mapping: fail before touching the store
-    with Store.open(ctx.obj["store_path"]) as store:
+    with Store.open(store_path(ctx)) as store:
         summary = import_bill_csv(store, file, month=month, currency=currency)
         click.echo(summary.line())
         _report_unmapped(store, summary, mapping_file)
@@ -80,7 +82,7 @@ def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
         load_mapping(mapping_file)
     # Test seam: tests pass static test keys and a fast retry policy through the context object.
     extra = dict((ctx.obj or {}).get("fetch_bill_kwargs") or {})
-    with Store.open(ctx.obj["store_path"]) as store:
+    with Store.open(store_path(ctx)) as store:
         summary = fetch_bill(store, month, endpoint=endpoint, product_codes=product_codes, region=region, **extra)
         click.echo(summary.line())
         _report_unmapped(store, summary, mapping_file)
@@ -91,7 +93,7 @@ def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
 @click.option("--source", help="Bill source (csv, api, csv:<account>...); default: the latest import.")
 @click.option("--unmapped", "only_unmapped", is_flag=True, help="Only the lines no mapping rule matched.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--out", type=str, help="Write here instead of stdout.")
 @MAPPING_OPTION
 @click.pass_context
 def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
@@ -101,8 +103,9 @@ def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
     from costkit.store.db import Store
     from costkit.outputs.files import write_output
 
+    check_writable(out)
     _month(month)
-    with Store.open(ctx.obj["store_path"], create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False) as store:
         frame = mapped_bill(store, month, source=source, mapping=mapping_file)
     if only_unmapped and not frame.empty:
         frame = frame[~frame["mapped"]]
@@ -140,7 +143,7 @@ def _cell(v):
 
 @click.command("learn")
 @click.option("--month", required=True, help="Billing month YYYY-MM whose stored bill lines to learn from.")
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the overlay here (default: stdout).")
+@click.option("--out", type=str, help="Write the overlay here (default: stdout).")
 @click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
 @MAPPING_OPTION
 @click.pass_context
@@ -152,9 +155,9 @@ def prices_learn_cmd(ctx, month, out, source, mapping_file):
     from costkit.store.db import Store
     from costkit.outputs.files import write_output
 
+    check_writable(out)
     _month(month)
-    root = ctx.find_root()
-    with Store.open(root.obj["store_path"], create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False) as store:
         result = learn_prices(store, month, source=source, mapping=mapping_file)
     write_output(result.yaml_text(), out)
     for e in result.entries:
@@ -174,7 +177,7 @@ def prices_learn_cmd(ctx, month, out, source, mapping_file):
 @click.option("--month", required=True, help="Billing month YYYY-MM (UTC+8).")
 @click.option("--schema", type=click.Choice(["focus", "costkit"]), default="focus", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=str)
 @click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
 @MAPPING_OPTION
 @PRICES_OPTION
@@ -190,9 +193,10 @@ def export_cmd(ctx, month, schema, fmt, out, source, mapping_file, prices_file, 
     from costkit.model.settings import load_settings
     from costkit.store.db import Store
 
+    check_writable(out)
     _month(month)
     settings = load_settings(settings_file, site=site)
-    with Store.open(ctx.obj["store_path"], create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False) as store:
         n, notes = export_month(store, month, schema=schema, fmt=fmt, out=out, source=source,
                                 mapping=mapping_file, settings=settings, prices_file=prices_file)
     for note in notes:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from costkit.cli.paths import check_writable
+
 from costkit.engine.forecast import estimate
 from costkit.prices.book import CURRENCIES, check_book, load_price_book
 from costkit.outputs.text import forecast_csv, forecast_text, text_table, to_json
@@ -32,9 +34,10 @@ def render_forecast(model: dict, fmt: str) -> str:
 @PRICES_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
               show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--out", type=str, help="Write here instead of stdout.")
 def estimate_cmd(scenario, prices_file, fmt, out):
     """Forecast a workload SCENARIO (YAML) month by month."""
+    check_writable(out)
     model = estimate(scenario, prices_file)
     write_output(render_forecast(model, fmt), out)
     if out:

@@ -8,6 +8,9 @@ from datetime import datetime
 
 import click
 
+from costkit.cli.paths import store_path
+
+from costkit.core.errors import BadInput
 from costkit.sources.imm.taskrecord import DUMP_KINDS, STATUSES
 from costkit.core.timeutil import parse_instant_or_date
 
@@ -57,8 +60,9 @@ def register(group: click.Group) -> None:
         from costkit.sources.imm.importers import parse_files, store_parsed
         from costkit.store.db import Store
 
+        target = store_path(ctx)
         parsed = parse_files(files, kind=kind, skip_bad=skip_bad, region=region)
-        with Store.open(ctx.obj["store_path"]) as store:
+        with Store.open(target) as store:
             summary = store_parsed(store, parsed)
         for f in parsed:
             for w in f.warnings:
@@ -78,10 +82,12 @@ def register(group: click.Group) -> None:
     def tasks_cmd(ctx, project, region, since, until, status, fmt):
         """List the stored tasks."""
         since_dt, until_dt = _instant(since, "--since"), _instant(until, "--until")
+        if since_dt is not None and until_dt is not None and until_dt <= since_dt:
+            raise BadInput("--until must be after --since", field="--until")  # as `cost` does
         if status:
             status = {s.lower(): s for s in STATUSES}[status.lower()]
         from costkit.store.db import Store
-        with Store.open(ctx.obj["store_path"], create=False) as store:
+        with Store.open(store_path(ctx, create=False), create=False) as store:
             df = store.tasks_frame(project=project, since=since_dt, until=until_dt, status=status, region=region)
         objs = _task_objects(df)
         if fmt == "json":
@@ -112,7 +118,7 @@ def register(group: click.Group) -> None:
     def coverage_cmd(ctx, project, region, fmt):
         """Show, per project, the windows collected and the gaps (IMM keeps tasks 7 days)."""
         from costkit.store.db import Store
-        with Store.open(ctx.obj["store_path"], create=False) as store:
+        with Store.open(store_path(ctx, create=False), create=False) as store:
             df = store.coverage(region=region, project=project)
         objs = [{"region": r.region, "project": r.project, "kind": r.kind, "start": _iso(r.start),
                  "end": _iso(r.end), "via": r.via, "note": r.note} for r in df.itertuples(index=False)]
