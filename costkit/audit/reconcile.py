@@ -45,7 +45,6 @@ warnings; days billed at another price then show as price differences.
 """
 from __future__ import annotations
 
-import csv
 import io
 from collections import defaultdict
 from dataclasses import replace
@@ -54,6 +53,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from costkit.core.version import __version__
+from costkit.core import csvsafe
 from costkit.core.errors import BadInput
 from costkit.core.money import ZERO, fmt_quantity, round_money
 from costkit.prices.book import ITEM_KEYS, ITEMS
@@ -850,7 +850,7 @@ CSV_COLUMNS = ["scope", "day", "item", "unit", "billed_quantity", "expected_quan
 def audit_csv(model: dict) -> str:
     """One row per item for the month (scope=month) and per day x item (scope=day); causes as k=amount."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csvsafe.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
 
     def causes(r):

@@ -116,10 +116,11 @@ def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
     if fmt == "json":
         text = to_json({"month": month, "lines": [dict(zip(cols, r)) for r in rows]})
     elif fmt == "csv":
-        import csv
         import io
+
+        from costkit.core import csvsafe
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        w = csvsafe.writer(buf, lineterminator="\n")
         w.writerow(cols)
         w.writerows([["" if v is None else v for v in r] for r in rows])
         text = buf.getvalue()
@@ -179,16 +180,20 @@ def prices_learn_cmd(ctx, month, out, source, mapping_file):
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--out", required=True, type=str)
 @click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
+@click.option("--csv-raw", "csv_raw", is_flag=True,
+              help="CSV for machines: text cells verbatim, without the ' that keeps spreadsheets from running "
+                   "cells that begin with = + - @ as formulas.")
 @MAPPING_OPTION
 @PRICES_OPTION
 @SETTINGS_OPTION
 @SITE_OPTION
 @click.pass_context
-def export_cmd(ctx, month, schema, fmt, out, source, mapping_file, prices_file, settings_file, site):
+def export_cmd(ctx, month, schema, fmt, out, source, csv_raw, mapping_file, prices_file, settings_file, site):
     """Write a month's charges for finance dashboards: FOCUS 1.2 columns (or costkit's own), CSV or Parquet.
 
     Billed charges come from the stored bill lines (x_costkit_source=billed), expected charges from the cost
     engine, summed per day x item x class x project x tags (x_costkit_source=expected)."""
+    from costkit.core.csvsafe import raw_csv
     from costkit.outputs.focus import export_month
     from costkit.model.settings import load_settings
     from costkit.store.db import Store
@@ -197,8 +202,9 @@ def export_cmd(ctx, month, schema, fmt, out, source, mapping_file, prices_file, 
     _month(month)
     settings = load_settings(settings_file, site=site)
     with Store.open(store_path(ctx, create=False), create=False) as store:
-        n, notes = export_month(store, month, schema=schema, fmt=fmt, out=out, source=source,
-                                mapping=mapping_file, settings=settings, prices_file=prices_file)
+        with raw_csv(csv_raw):
+            n, notes = export_month(store, month, schema=schema, fmt=fmt, out=out, source=source,
+                                    mapping=mapping_file, settings=settings, prices_file=prices_file)
     for note in notes:
         click.echo(f"costkit: note: {note}", err=True)
     click.echo(f"wrote {out} ({n} rows, schema {schema}, {fmt})")

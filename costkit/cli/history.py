@@ -1,7 +1,6 @@
 """Commands: import, tasks, coverage (the task-history store)."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import datetime
@@ -10,6 +9,7 @@ import click
 
 from costkit.cli.paths import store_path
 
+from costkit.core import csvsafe
 from costkit.core.errors import BadInput
 from costkit.sources.imm.taskrecord import DUMP_KINDS, STATUSES
 from costkit.core.timeutil import parse_instant_or_date
@@ -94,7 +94,7 @@ def register(group: click.Group) -> None:
             click.echo(json.dumps(objs, ensure_ascii=False, indent=2))
         elif fmt == "csv":
             buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=list(objs[0]) if objs else [
+            w = csvsafe.DictWriter(buf, fieldnames=list(objs[0]) if objs else [
                 "task_id", "region", "project", "status", "start_time", "end_time", "sources", "target_uri",
                 "tags", "user_data", "origin"], lineterminator="\n")
             w.writeheader()

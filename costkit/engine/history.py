@@ -49,6 +49,7 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
+from costkit.core import csvsafe
 from costkit.core.errors import BadInput
 from costkit.engine.forecast import CONFIDENT, _plain, _profile
 from costkit.core.money import ZERO, fmt_quantity, round_money
@@ -63,6 +64,7 @@ HOUR_US = 3_600_000_000
 LINE_SCALE = 18
 LINE_COLUMNS = ["task_id", "project", "hour", "item", "quantity", "unit", "unit_price", "currency", "amount",
                 "price_source"]
+_TEXT_LINE_COLUMNS = ("task_id", "project", "item", "unit", "currency", "price_source")
 _SCALE_OF = {"calls": 1, "requests": 1, "GB": GB, "GB-hour": GB}  # base unit -> integer sub-units
 _BOOLS = (False, True)
 
@@ -725,10 +727,9 @@ def write_lines(store, period: Period, out, *, fmt: str = "csv", settings=None, 
         sql, params = _lines_query(store, period, settings, prices_file, hour_as_text=(fmt == "csv"))
         con = store._con
         if out is None:   # CSV to stdout, streamed in batches
-            import csv
             import sys
             cur = con.execute(sql, params)
-            w = csv.writer(sys.stdout, lineterminator="\n")
+            w = csvsafe.writer(sys.stdout, lineterminator="\n")
             w.writerow(LINE_COLUMNS)
             n = 0
             while rows := cur.fetchmany(50_000):
@@ -739,6 +740,8 @@ def write_lines(store, period: Period, out, *, fmt: str = "csv", settings=None, 
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + ".tmp")
         opts = "(FORMAT PARQUET, COMPRESSION ZSTD)" if fmt == "parquet" else "(FORMAT CSV, HEADER)"
+        if fmt == "csv":  # spreadsheet-safe text cells (core.csvsafe), as in every CSV costkit writes
+            sql = f"SELECT * REPLACE ({', '.join(f'{csvsafe.sql_safe(c)} AS {c}' for c in _TEXT_LINE_COLUMNS)}) FROM ({sql})"
         n = con.execute(f"COPY ({sql}) TO '{_sql_str(str(tmp))}' {opts}", params).fetchone()[0]
         tmp.replace(p)
         return int(n)
@@ -785,10 +788,9 @@ def render_report(report: dict, fmt: str) -> str:
         return to_json(report)
     items = [k for k in ITEM_KEYS if report["items"][k] != "0.00"] or ["imm.ImageSplicing"]
     if fmt == "csv":
-        import csv
         import io
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        w = csvsafe.writer(buf, lineterminator="\n")
         w.writerow(["period", "group", "item", "amount", "currency"])
         for g in report["groups"] or [{"group": "", "items": report["items"], "total": report["total"]}]:
             for k in ITEM_KEYS:
