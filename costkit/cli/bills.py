@@ -9,7 +9,7 @@ from costkit.core.errors import BadInput
 from costkit.core.timeutil import parse_month
 from costkit.cli.cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
 
-MAPPING_OPTION = click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False),
+MAPPING_OPTION = click.option("--mapping", "mapping_file", type=str,
                               help="Bill mapping file (default: the bundled costkit/data/bill-mapping.yaml).")
 
 
@@ -34,7 +34,7 @@ def _report_unmapped(store, summary, mapping_file) -> None:
 
 
 @click.command("import-bill")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=str)
 @click.option("--month", help="Billing month YYYY-MM (UTC+8); every line must be in it (default: the months "
                               "the file holds).")
 @click.option("--currency", help="Currency when the file has no Currency/币种 column (CNY, USD).")

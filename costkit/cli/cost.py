@@ -10,12 +10,12 @@ from costkit.cli.paths import check_writable, store_path
 from costkit.core.errors import BadInput
 
 SETTINGS_OPTION = click.option("--settings", "settings_file", envvar="COSTKIT_SETTINGS",
-                               type=click.Path(dir_okay=False),
+                               type=str,
                                help="Settings YAML (site, defaults for unknown objects, usage model, buckets); "
                                     "env COSTKIT_SETTINGS.")
 SITE_OPTION = click.option("--site", type=click.Choice(["cn", "intl"]), default=None,
                            help="Price book site (default: the settings' site, else cn).")
-PRICES_OPTION = click.option("--prices", "prices_file", type=click.Path(dir_okay=False),
+PRICES_OPTION = click.option("--prices", "prices_file", type=str,
                              help="User price file (same schema as the price books) on top of the bundled book.")
 
 

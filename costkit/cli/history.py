@@ -49,7 +49,7 @@ def _table(rows: list[list], headers: list[str]) -> str:
 
 def register(group: click.Group) -> None:
     @group.command("import")
-    @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+    @click.argument("files", nargs=-1, required=True, type=str)
     @click.option("--kind", type=click.Choice(DUMP_KINDS), help="Force the file kind instead of detecting it.")
     @click.option("--region", help="Region of ListTasks/GetTask dumps (they do not carry one).")
     @click.option("--skip-bad", is_flag=True, help="Skip bad records and list them, instead of failing the file.")
