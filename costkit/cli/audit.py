@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from costkit.cli.paths import check_writable, store_path
+
 from costkit.core.errors import VarianceOutOfTolerance
 from costkit.cli.bills import MAPPING_OPTION
 from costkit.cli.cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
@@ -16,7 +18,7 @@ from costkit.cli.cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
               help="Absolute tolerance floor in the bill's currency: an item is within tolerance when "
                    "|variance| <= max(tolerance x |expected|, floor).")
 @click.option("--format", "fmt", type=click.Choice(["html", "json", "csv"]), default="html", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--out", type=str, help="Write here instead of stdout.")
 @click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
 @PRICES_OPTION
 @SETTINGS_OPTION
@@ -35,10 +37,11 @@ def audit_cmd(ctx, month, tolerance, floor, fmt, out, source, prices_file, setti
     from costkit.core.timeutil import parse_month
     from costkit.outputs.files import write_output
 
+    check_writable(out)
     parse_month(month, field="--month")
     tol, fl = parse_tolerance(tolerance), parse_floor(floor)
     settings = load_settings(settings_file, site=site)
-    with Store.open(ctx.obj["store_path"], create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False) as store:
         model = build_audit(store, month, tolerance=tol, floor=fl, prices_file=prices_file, settings=settings,
                             source=source, mapping=mapping_file)
     write_output(render_audit(model, fmt), out)

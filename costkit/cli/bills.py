@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import click
 
+from costkit.cli.paths import check_writable, store_path
+
 from costkit.core.errors import BadInput
 from costkit.core.timeutil import parse_month
 from costkit.cli.cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
 
-MAPPING_OPTION = click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False),
+MAPPING_OPTION = click.option("--mapping", "mapping_file", type=str,
                               help="Bill mapping file (default: the bundled costkit/data/bill-mapping.yaml).")
 
 
@@ -33,7 +35,7 @@ def _report_unmapped(store, summary, mapping_file) -> None:
 
 
 @click.command("import-bill")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=str)
 @click.option("--month", help="Billing month YYYY-MM (UTC+8); every line must be in it (default: the months "
                               "the file holds).")
 @click.option("--currency", help="Currency when the file has no Currency/币种 column (CNY, USD).")
@@ -50,7 +52,7 @@ def import_bill_cmd(ctx, file, month, currency, mapping_file):
     _month(month)
     if mapping_file:
         load_mapping(mapping_file)  # bad mapping: fail before touching the store
-    with Store.open(ctx.obj["store_path"]) as store:
+    with Store.open(store_path(ctx)) as store:
         summary = import_bill_csv(store, file, month=month, currency=currency)
         click.echo(summary.line())
         _report_unmapped(store, summary, mapping_file)
@@ -81,7 +83,7 @@ def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
         load_mapping(mapping_file)
     # Test seam: tests pass static test keys and a fast retry policy through the context object.
     extra = dict((ctx.obj or {}).get("fetch_bill_kwargs") or {})
-    with Store.open(ctx.obj["store_path"]) as store:
+    with Store.open(store_path(ctx)) as store:
         summary = fetch_bill(store, month, endpoint=endpoint, product_codes=product_codes, region=region, **extra)
         click.echo(summary.line())
         _report_unmapped(store, summary, mapping_file)
@@ -92,7 +94,7 @@ def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
 @click.option("--source", help="Bill source (csv, api, csv:<account>...); default: the latest import.")
 @click.option("--unmapped", "only_unmapped", is_flag=True, help="Only the lines no mapping rule matched.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--out", type=str, help="Write here instead of stdout.")
 @MAPPING_OPTION
 @click.pass_context
 def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
@@ -102,8 +104,9 @@ def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
     from costkit.store.db import Store
     from costkit.outputs.files import write_output
 
+    check_writable(out)
     _month(month)
-    with Store.open(ctx.obj["store_path"], create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False) as store:
         frame = mapped_bill(store, month, source=source, mapping=mapping_file)
     if only_unmapped and not frame.empty:
         frame = frame[~frame["mapped"]]
@@ -114,10 +117,11 @@ def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
     if fmt == "json":
         text = to_json({"month": month, "lines": [dict(zip(cols, r)) for r in rows]})
     elif fmt == "csv":
-        import csv
         import io
+
+        from costkit.core import csvsafe
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        w = csvsafe.writer(buf, lineterminator="\n")
         w.writerow(cols)
         w.writerows([["" if v is None else v for v in r] for r in rows])
         text = buf.getvalue()
@@ -141,7 +145,7 @@ def _cell(v):
 
 @click.command("learn")
 @click.option("--month", required=True, help="Billing month YYYY-MM whose stored bill lines to learn from.")
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the overlay here (default: stdout).")
+@click.option("--out", type=str, help="Write the overlay here (default: stdout).")
 @click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
 @MAPPING_OPTION
 @click.pass_context
@@ -153,9 +157,9 @@ def prices_learn_cmd(ctx, month, out, source, mapping_file):
     from costkit.store.db import Store
     from costkit.outputs.files import write_output
 
+    check_writable(out)
     _month(month)
-    root = ctx.find_root()
-    with Store.open(root.obj["store_path"], create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False) as store:
         result = learn_prices(store, month, source=source, mapping=mapping_file)
     write_output(result.yaml_text(), out)
     for e in result.entries:
@@ -175,27 +179,33 @@ def prices_learn_cmd(ctx, month, out, source, mapping_file):
 @click.option("--month", required=True, help="Billing month YYYY-MM (UTC+8).")
 @click.option("--schema", type=click.Choice(["focus", "costkit"]), default="focus", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=str)
 @click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
+@click.option("--csv-raw", "csv_raw", is_flag=True,
+              help="CSV for machines: text cells verbatim, without the ' that keeps spreadsheets from running "
+                   "cells that begin with = + - @ as formulas.")
 @MAPPING_OPTION
 @PRICES_OPTION
 @SETTINGS_OPTION
 @SITE_OPTION
 @click.pass_context
-def export_cmd(ctx, month, schema, fmt, out, source, mapping_file, prices_file, settings_file, site):
+def export_cmd(ctx, month, schema, fmt, out, source, csv_raw, mapping_file, prices_file, settings_file, site):
     """Write a month's charges for finance dashboards: FOCUS 1.2 columns (or costkit's own), CSV or Parquet.
 
     Billed charges come from the stored bill lines (x_costkit_source=billed), expected charges from the cost
     engine, summed per day x item x class x project x tags (x_costkit_source=expected)."""
+    from costkit.core.csvsafe import raw_csv
     from costkit.outputs.focus import export_month
     from costkit.model.settings import load_settings
     from costkit.store.db import Store
 
+    check_writable(out)
     _month(month)
     settings = load_settings(settings_file, site=site)
-    with Store.open(ctx.obj["store_path"], create=False) as store:
-        n, notes = export_month(store, month, schema=schema, fmt=fmt, out=out, source=source,
-                                mapping=mapping_file, settings=settings, prices_file=prices_file)
+    with Store.open(store_path(ctx, create=False), create=False) as store:
+        with raw_csv(csv_raw):
+            n, notes = export_month(store, month, schema=schema, fmt=fmt, out=out, source=source,
+                                    mapping=mapping_file, settings=settings, prices_file=prices_file)
     for note in notes:
         click.echo(f"costkit: note: {note}", err=True)
     click.echo(f"wrote {out} ({n} rows, schema {schema}, {fmt})")

@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from costkit.cli.paths import store_path
+
 from costkit.sources.imm.collect import DEFAULT_CONCURRENCY
 from costkit.core.errors import BadInput
 from costkit.core.timeutil import parse_instant_or_date
@@ -39,7 +41,7 @@ def register(group: click.Group) -> None:
         # Test seam: tests pass static test keys and a fast retry policy through the context object.
         extra = dict((ctx.obj or {}).get("collect_kwargs") or {})
         progress = _progress_line() if sys.stderr.isatty() else None
-        with Store.open(ctx.obj["store_path"]) as store:
+        with Store.open(store_path(ctx)) as store:
             summary = collect(store, region=region, projects=list(projects), all_projects=all_projects,
                               since=since_dt, until=until_dt, endpoint=endpoint, concurrency=concurrency,
                               progress=progress, warn=lambda t: click.echo(f"costkit: warning: {t}", err=True),

@@ -5,15 +5,17 @@ import sys
 
 import click
 
+from costkit.cli.paths import check_writable, store_path
+
 from costkit.core.errors import BadInput
 
 SETTINGS_OPTION = click.option("--settings", "settings_file", envvar="COSTKIT_SETTINGS",
-                               type=click.Path(dir_okay=False),
+                               type=str,
                                help="Settings YAML (site, defaults for unknown objects, usage model, buckets); "
                                     "env COSTKIT_SETTINGS.")
 SITE_OPTION = click.option("--site", type=click.Choice(["cn", "intl"]), default=None,
                            help="Price book site (default: the settings' site, else cn).")
-PRICES_OPTION = click.option("--prices", "prices_file", type=click.Path(dir_okay=False),
+PRICES_OPTION = click.option("--prices", "prices_file", type=str,
                              help="User price file (same schema as the price books) on top of the bundled book.")
 
 
@@ -46,7 +48,7 @@ def register(group: click.Group) -> None:
         if sys.stderr.isatty():
             def progress(done, total):
                 click.echo(f"\rinventory: {done}/{total} jobs", err=True, nl=False)
-        with Store.open(ctx.obj["store_path"], create=False) as store:
+        with Store.open(store_path(ctx, create=False), create=False) as store:
             summary = run_inventory(store, region=region, endpoint=endpoint, concurrency=concurrency,
                                     max_age=parse_max_age(max_age), settings=settings, prices_file=prices_file,
                                     progress=progress, **extra)
@@ -63,7 +65,7 @@ def register(group: click.Group) -> None:
     @click.option("--by", "by", default="item", show_default=True, help="item, day, project or tag:KEY.")
     @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default=None,
                   help="table, json or csv (report); csv or parquet with --lines. Default: table / csv.")
-    @click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+    @click.option("--out", type=str, help="Write here instead of stdout.")
     @click.option("--lines", is_flag=True, help="Write the charge lines (one row per task, hour and item).")
     @SETTINGS_OPTION
     @SITE_OPTION
@@ -79,6 +81,7 @@ def register(group: click.Group) -> None:
         from costkit.store.db import Store
         from costkit.outputs.files import write_output
 
+        check_writable(out)
         period = parse_period(month, since, until)
         group_by = parse_by(by)
         settings = load_settings(settings_file, site=site)
@@ -93,7 +96,7 @@ def register(group: click.Group) -> None:
             fmt = fmt or "table"
             if fmt == "parquet":
                 raise BadInput("parquet is for --lines; the report is table, json or csv", field="--format")
-        with Store.open(ctx.obj["store_path"], create=False) as store:
+        with Store.open(store_path(ctx, create=False), create=False) as store:
             if lines:
                 n = write_lines(store, period, out, fmt=fmt, settings=settings, prices_file=prices_file)
                 if out:

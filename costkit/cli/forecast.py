@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
+from costkit.cli.paths import check_writable
+
 from costkit.engine.forecast import estimate
 from costkit.prices.book import CURRENCIES, check_book, load_price_book
 from costkit.outputs.text import forecast_csv, forecast_text, text_table, to_json
 from costkit.core.timeutil import SHANGHAI, parse_instant
 from costkit.outputs.files import write_output
 
-PRICES_OPTION = click.option("--prices", "prices_file", type=click.Path(dir_okay=False),
+PRICES_OPTION = click.option("--prices", "prices_file", type=str,
                              help="User price file (same schema as the price books) on top of the bundled book.")
 
 
@@ -28,13 +30,14 @@ def render_forecast(model: dict, fmt: str) -> str:
 
 
 @click.command("estimate")
-@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.argument("scenario", type=str)
 @PRICES_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
               show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--out", type=str, help="Write here instead of stdout.")
 def estimate_cmd(scenario, prices_file, fmt, out):
     """Forecast a workload SCENARIO (YAML) month by month."""
+    check_writable(out)
     model = estimate(scenario, prices_file)
     write_output(render_forecast(model, fmt), out)
     if out:
@@ -68,7 +71,7 @@ def prices_group(ctx, site, at, prices_file, fmt):
 
 
 @prices_group.command("check")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=str)
 def prices_check(files):
     """Validate price book FILES; list every problem with file and line (exit 2 if any)."""
     problems = []

@@ -1,13 +1,16 @@
 """Commands: import, tasks, coverage (the task-history store)."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import datetime
 
 import click
 
+from costkit.cli.paths import store_path
+
+from costkit.core import csvsafe
+from costkit.core.errors import BadInput
 from costkit.sources.imm.taskrecord import DUMP_KINDS, STATUSES
 from costkit.core.timeutil import parse_instant_or_date
 
@@ -46,7 +49,7 @@ def _table(rows: list[list], headers: list[str]) -> str:
 
 def register(group: click.Group) -> None:
     @group.command("import")
-    @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+    @click.argument("files", nargs=-1, required=True, type=str)
     @click.option("--kind", type=click.Choice(DUMP_KINDS), help="Force the file kind instead of detecting it.")
     @click.option("--region", help="Region of ListTasks/GetTask dumps (they do not carry one).")
     @click.option("--skip-bad", is_flag=True, help="Skip bad records and list them, instead of failing the file.")
@@ -58,9 +61,13 @@ def register(group: click.Group) -> None:
         from costkit.store.ingest import store_parsed
         from costkit.store.db import Store
 
+        target = store_path(ctx)
         parsed = parse_files(files, kind=kind, skip_bad=skip_bad, region=region)
-        with Store.open(ctx.obj["store_path"]) as store:
+        with Store.open(target) as store:
             summary = store_parsed(store, parsed)
+        for f in parsed:
+            for w in f.warnings:
+                click.echo(f"costkit: warning: {w}", err=True)
         for bad in summary.bad:
             click.echo(f"costkit: skipped bad record: {bad}", err=True)
         click.echo(summary.line())
@@ -76,17 +83,19 @@ def register(group: click.Group) -> None:
     def tasks_cmd(ctx, project, region, since, until, status, fmt):
         """List the stored tasks."""
         since_dt, until_dt = _instant(since, "--since"), _instant(until, "--until")
+        if since_dt is not None and until_dt is not None and until_dt <= since_dt:
+            raise BadInput("--until must be after --since", field="--until")  # as `cost` does
         if status:
             status = {s.lower(): s for s in STATUSES}[status.lower()]
         from costkit.store.db import Store
-        with Store.open(ctx.obj["store_path"], create=False) as store:
+        with Store.open(store_path(ctx, create=False), create=False) as store:
             df = store.tasks_frame(project=project, since=since_dt, until=until_dt, status=status, region=region)
         objs = _task_objects(df)
         if fmt == "json":
             click.echo(json.dumps(objs, ensure_ascii=False, indent=2))
         elif fmt == "csv":
             buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=list(objs[0]) if objs else [
+            w = csvsafe.DictWriter(buf, fieldnames=list(objs[0]) if objs else [
                 "task_id", "region", "project", "status", "start_time", "end_time", "sources", "target_uri",
                 "tags", "user_data", "origin"], lineterminator="\n")
             w.writeheader()
@@ -110,7 +119,7 @@ def register(group: click.Group) -> None:
     def coverage_cmd(ctx, project, region, fmt):
         """Show, per project, the windows collected and the gaps (IMM keeps tasks 7 days)."""
         from costkit.store.db import Store
-        with Store.open(ctx.obj["store_path"], create=False) as store:
+        with Store.open(store_path(ctx, create=False), create=False) as store:
             df = store.coverage(region=region, project=project)
         objs = [{"region": r.region, "project": r.project, "kind": r.kind, "start": _iso(r.start),
                  "end": _iso(r.end), "via": r.via, "note": r.note} for r in df.itertuples(index=False)]

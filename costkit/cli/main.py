@@ -39,7 +39,7 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--store", "store_path", envvar="COSTKIT_STORE", default="costkit.duckdb", show_default=True,
-              type=click.Path(dir_okay=False), help="History store (DuckDB file); env COSTKIT_STORE.")
+              help="History store (DuckDB file); env COSTKIT_STORE.")
 @click.version_option(package_name="costkit")
 @click.pass_context
 def main(ctx, store_path):

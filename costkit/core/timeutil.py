@@ -11,6 +11,21 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 UTC = timezone.utc
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+# Every time costkit reads lies in these years (Asia/Shanghai and UTC): earlier or later is a typo, and
+# Python's datetime cannot step past year 1 or 9999.
+YEAR_MIN, YEAR_MAX = 2000, 2100
+
+
+def check_year(dt: datetime, *, field: str = "timestamp", path=None, line=None, raw=None) -> datetime:
+    """`dt` when it lies in years YEAR_MIN..YEAR_MAX (UTC and UTC+8); else BadInput naming the field."""
+    try:
+        years = (dt.year, dt.astimezone(UTC).year, dt.astimezone(SHANGHAI).year) if dt.tzinfo else (dt.year,)
+    except (OverflowError, ValueError):
+        years = (0,)
+    if not all(YEAR_MIN <= y <= YEAR_MAX for y in years):
+        shown = raw if raw is not None else dt.isoformat()
+        raise BadInput(f"{shown!r} is outside the years {YEAR_MIN}..{YEAR_MAX}", path=path, line=line, field=field)
+    return dt
 
 
 def parse_instant(value, *, field: str = "timestamp", path=None, line=None) -> datetime:
@@ -31,7 +46,7 @@ def parse_instant(value, *, field: str = "timestamp", path=None, line=None) -> d
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise BadInput(f"timestamp has no UTC offset: {value!r} (write e.g. 2025-07-28T11:00:00+08:00)",
                        path=path, line=line, field=field)
-    return dt
+    return check_year(dt, field=field, path=path, line=line, raw=value)
 
 
 def parse_month(value, *, field: str = "month", path=None, line=None) -> tuple[int, int]:
@@ -39,6 +54,8 @@ def parse_month(value, *, field: str = "month", path=None, line=None) -> tuple[i
     m = _MONTH.match(str(value).strip())
     if not m or not 1 <= int(m.group(2)) <= 12:
         raise BadInput(f"expected YYYY-MM, got {value!r}", path=path, line=line, field=field)
+    if not YEAR_MIN <= int(m.group(1)) <= YEAR_MAX:
+        raise BadInput(f"{value!r} is outside the years {YEAR_MIN}..{YEAR_MAX}", path=path, line=line, field=field)
     return int(m.group(1)), int(m.group(2))
 
 
@@ -81,7 +98,8 @@ def parse_instant_or_date(value, *, field: str = "timestamp") -> datetime:
     text = str(value).strip()
     if _DATE.match(text):
         try:
-            return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+            dt = datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
         except ValueError:
             raise BadInput(f"not a date: {value!r}", field=field) from None
+        return check_year(dt, field=field, raw=value)
     return parse_instant(text, field=field)

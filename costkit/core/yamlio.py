@@ -30,11 +30,19 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
-# Drop the float and timestamp resolvers: those scalars stay strings (exact text).
+# Drop the float and timestamp resolvers: those scalars stay strings (exact text). YAML 1.1 ints also
+# include octal (010), hex (0x10), binary, base-60 (1:30) and underscores; only decimal digits resolve to
+# int here, the rest stay text so that the field that expects a number names them (money.number_hint).
+_DROPPED = ("tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int")
 _Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
+    k: [(tag, rx) for tag, rx in v if tag not in _DROPPED]
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
+                              list("-+0123456789"))
+# A text longer than this is not a scenario, price book, settings or mapping file: refused before parsing
+# (parsing 50 MB of YAML takes many seconds).
+MAX_YAML_BYTES = 4 * 1024 * 1024
 
 
 def _mapping(loader, node):
@@ -65,8 +73,13 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequen
 
 def load_yaml_text(text: str, path) -> object:
     """Parse YAML text; a syntax error becomes one BadInput line naming the file and line."""
+    if len(text) > MAX_YAML_BYTES:
+        raise BadInput(f"text is larger than {MAX_YAML_BYTES // (1024 * 1024)} MB; not a costkit YAML file",
+                       path=path)
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    except RecursionError:
+        raise BadInput("malformed YAML: nested too deeply", path=path) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
@@ -79,10 +92,18 @@ def load_yaml_text(text: str, path) -> object:
 def load_yaml_file(path) -> object:
     """Read and parse a YAML file (UTF-8)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise BadInput(f"file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MB; not a costkit YAML file",
+                           path=path)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise BadInput("file not found", path=path)
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInput(f"cannot read: {e.__class__.__name__}: {e}", path=path)
+    except IsADirectoryError:
+        raise BadInput("is a directory, not a file", path=path)
+    except UnicodeDecodeError as e:
+        raise BadInput(f"not UTF-8 text (byte {e.start})", path=path)
+    except OSError as e:
+        raise BadInput(f"cannot read: {e.strerror or e}", path=path)
     return load_yaml_text(text, path)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from costkit.core.version import __version__
-from costkit.core.money import ZERO, fmt_quantity, round_half_up_int, round_money, to_fraction
+from costkit.core.money import ZERO, exact_decimals, fmt_quantity, round_half_up_int, round_money, to_fraction
 from costkit.prices.book import ITEM_KEYS, ITEMS, PriceBook, load_price_book
 from costkit.prices.pricer import Pricer
 from costkit.model.scenario import FIELDS, REQUEST_DEFAULTS, USAGE_DEFAULTS, Scenario
@@ -217,6 +217,11 @@ def _total_for(scn, book, hz, **over) -> Decimal | None:
 
 def build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool = True) -> dict:
     """The forecast model (see module doc). Raises BadInput naming every missing price."""
+    with exact_decimals():  # a valid scenario never overflows the 28-digit default context
+        return _build_forecast(scn, book, sensitivity=sensitivity)
+
+
+def _build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool) -> dict:
     hz = _Horizon(scn)
     counts, ok, amounts, qty, splices, pricer, usage = _price_months(scn, book, hz)
     pricer.raise_if_missing()

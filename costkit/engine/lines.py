@@ -11,6 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
+from costkit.core import csvsafe
 from costkit.engine.aggregate import aggregate
 from costkit.engine.coefficients import Model
 from costkit.engine.context import memory_limit, pricing_context, sql_str
@@ -22,6 +23,7 @@ from costkit.prices.book import ITEMS, UNITS
 LINE_SCALE = 18
 LINE_COLUMNS = ["task_id", "project", "hour", "item", "quantity", "unit", "unit_price", "currency", "amount",
                 "price_source"]
+_TEXT_LINE_COLUMNS = ("task_id", "project", "item", "unit", "currency", "price_source")
 
 
 def _split(num: int, den: int) -> tuple[int, int, int]:
@@ -127,10 +129,9 @@ def write_lines(store, period: Period, out, *, fmt: str = "csv", settings=None, 
         sql, params = lines_query(store, period, settings, prices_file, hour_as_text=(fmt == "csv"))
         con = store._con
         if out is None:   # CSV to stdout, streamed in batches
-            import csv
             import sys
             cur = con.execute(sql, params)
-            w = csv.writer(sys.stdout, lineterminator="\n")
+            w = csvsafe.writer(sys.stdout, lineterminator="\n")
             w.writerow(LINE_COLUMNS)
             n = 0
             while rows := cur.fetchmany(50_000):
@@ -141,6 +142,8 @@ def write_lines(store, period: Period, out, *, fmt: str = "csv", settings=None, 
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + ".tmp")
         opts = "(FORMAT PARQUET, COMPRESSION ZSTD)" if fmt == "parquet" else "(FORMAT CSV, HEADER)"
+        if fmt == "csv":  # spreadsheet-safe text cells (core.csvsafe), as in every CSV costkit writes
+            sql = f"SELECT * REPLACE ({', '.join(f'{csvsafe.sql_safe(c)} AS {c}' for c in _TEXT_LINE_COLUMNS)}) FROM ({sql})"
         n = con.execute(f"COPY ({sql}) TO '{sql_str(str(tmp))}' {opts}", params).fetchone()[0]
         tmp.replace(p)
         return int(n)

@@ -7,9 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from costkit.core.errors import BadInput
-from costkit.core.money import parse_decimal
+from costkit.core.money import number_hint, parse_decimal
 from costkit.core.catalog import CURRENCIES, REDUNDANCIES, STORAGE_CLASSES
-from costkit.core.timeutil import parse_instant, parse_month
+from costkit.core.timeutil import YEAR_MAX, add_months, parse_instant, parse_month
 from costkit.core.yamlio import Mapping, load_yaml_file, load_yaml_text
 
 CUTOVER = "2025-07-28T11:00:00+08:00"
@@ -50,11 +50,17 @@ FIELDS: dict[str, tuple[str, bool, object, str]] = {
     "prices": ("prices", False, None, "price entries with the highest precedence"),
 }
 
+# Bounds of every number a scenario or settings file takes (README, "Bad input"): (low, high), inclusive.
+# Generous for any real workload; outside them the value is a typo, and exact arithmetic stays small.
 RANGES = {
-    "months": (1, 120), "tasks_per_month": (0, None), "sources_per_task": (1, 10),
-    "failure_rate": (0, 1), "monthly_growth": (-1, None), "source_size_mb": (0, None),
-    "target_size_mb": (0, None), "target_retention_days": (0, None), "accelerated_gb_per_task": (0, None),
+    "months": (1, 120), "tasks_per_month": (0, 10**9), "sources_per_task": (1, 10),
+    "failure_rate": (0, 1), "monthly_growth": (-1, 10), "source_size_mb": (0, 1024**2),
+    "target_size_mb": (0, 1024**2), "target_retention_days": (0, 36500), "accelerated_gb_per_task": (0, 1024),
+    "get_per_source": (0, 1000), "head_per_source": (0, 1000), "put_per_task": (0, 1000),
+    "daily_profile": (0, 10**6), "min_billable_kb": (0, 1024**2), "min_storage_days": (0, 36500),
 }
+# At most this many digits after the decimal point in any scenario number.
+MAX_DECIMALS = 12
 
 
 @dataclass
@@ -95,7 +101,9 @@ class Scenario:
 
 
 def _bad(msg, path, data, key):
-    line = data.line_of(key) if isinstance(data, Mapping) else None
+    line = None
+    if isinstance(data, Mapping):
+        line = data.key_lines.get(key, data.key_lines.get(str(key).split(".")[-1], data.line))
     raise BadInput(msg, path=path, line=line, field=key)
 
 
@@ -105,13 +113,16 @@ def _number(value, key, path, data, *, integer=False):
              path, data, key)
     d = parse_decimal(value)
     if d is None:
-        _bad(f"expected a {'whole number' if integer else 'number'}, got {value!r}", path, data, key)
+        _bad(f"expected a {'whole number' if integer else 'number'}, got {value!r}: {number_hint(value)}",
+             path, data, key)
     if integer and d != d.to_integral_value():
         _bad(f"expected a whole number, got {value!r}", path, data, key)
-    lo, hi = RANGES.get(key.split(".")[-1], (None, None))
+    if -d.as_tuple().exponent > MAX_DECIMALS:
+        _bad(f"{value} has more than {MAX_DECIMALS} decimals", path, data, key)
+    parts = key.split(".")
+    lo, hi = RANGES.get(parts[-1], RANGES.get(parts[-2] if len(parts) > 1 else "", (None, None)))
     if (lo is not None and d < lo) or (hi is not None and d > hi):
-        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        _bad(f"{value} is out of range ({rng})", path, data, key)
+        _bad(f"{value} is out of range ({lo}..{hi})", path, data, key)
     return d
 
 
@@ -219,6 +230,9 @@ def parse_scenario(data, path="scenario") -> Scenario:
         vals["requests"] = dict(REQUEST_DEFAULTS)
     if vals["usage"] is None:
         vals["usage"] = dict(USAGE_DEFAULTS)
+    last = add_months(*vals["start"], vals["months"] - 1)
+    if last[0] > YEAR_MAX:
+        _bad(f"the horizon ends in {last[0]:04d}-{last[1]:02d}, after {YEAR_MAX}-12", path, data, "months")
     for k in ("tasks_per_month", "sources_per_task"):
         vals[k] = Decimal(vals[k])
     given = set(data)

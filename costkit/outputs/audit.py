@@ -1,11 +1,11 @@
 """The audit model (costkit.audit.build_audit, a finished dict) rendered as JSON, CSV or one HTML file."""
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date
 from decimal import Decimal
 
+from costkit.core import csvsafe
 from costkit.core.errors import BadInput
 
 CSV_COLUMNS = ["scope", "day", "item", "unit", "billed_quantity", "expected_quantity", "quantity_delta",
@@ -16,7 +16,7 @@ CSV_COLUMNS = ["scope", "day", "item", "unit", "billed_quantity", "expected_quan
 def audit_csv(model: dict) -> str:
     """One row per item for the month (scope=month) and per day x item (scope=day); causes as k=amount."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csvsafe.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
 
     def causes(r):

@@ -87,7 +87,10 @@ def to_svg(fig) -> Markup:
     never share an id and the output stays byte-for-byte reproducible; unreferenced ids are removed.
     """
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    with warnings.catch_warnings():
+        # Axis labels of very large (valid) figures can crowd the layout; the chart is still drawn.
+        warnings.filterwarnings("ignore", message="constrained_layout not applied")
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)

@@ -1,9 +1,9 @@
 """The cost report (`costkit cost`) as text: JSON, CSV (one row per period x group x item) or tables."""
 from __future__ import annotations
 
-import csv
 import io
 
+from costkit.core import csvsafe
 from costkit.outputs.text import text_table, to_json
 from costkit.prices.book import ITEM_KEYS
 
@@ -15,7 +15,7 @@ def render_report(report: dict, fmt: str) -> str:
     items = [k for k in ITEM_KEYS if report["items"][k] != "0.00"] or ["imm.ImageSplicing"]
     if fmt == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
+        w = csvsafe.writer(buf, lineterminator="\n")
         w.writerow(["period", "group", "item", "amount", "currency"])
         for g in report["groups"] or [{"group": "", "items": report["items"], "total": report["total"]}]:
             for k in ITEM_KEYS:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from costkit.sources.bills.records import SCALE, decimal_text
+from costkit.core import csvsafe
 from costkit.core.errors import BadInput
 from costkit.core.yamlio import load_yaml_file
 
@@ -142,11 +143,10 @@ def write_table(frame: pd.DataFrame, path, fmt: str, columns: list[dict]) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "csv":
-        import csv
         types = [c["type"] for c in columns]
         names = [c["name"] for c in columns]
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
+            w = csvsafe.writer(fh, lineterminator="\n")
             w.writerow(names)
             for rec in frame[names].itertuples(index=False, name=None):
                 w.writerow([_csv_cell(v, t) for v, t in zip(rec, types)])

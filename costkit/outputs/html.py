@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from costkit.core.timeutil import SHANGHAI
+from costkit.core.money import exact_decimals, round_half_up_int, to_fraction
 from costkit.core.version import __version__
 from costkit.outputs import charts
 
@@ -350,7 +351,8 @@ def _price_drivers(model: dict, limit: int = 3, share: Decimal = Decimal("0.8"))
             rows.append(p)
         if any((_dec(p["price"]) or 0) != 0 for p in rows):
             rows = [p for p in rows if (_dec(p["price"]) or 0) != 0 or p["price"] is None]
-        pct = (amount * 100 / total).quantize(Decimal("0.1"))
+        tenths = round_half_up_int(to_fraction(amount) * 1000 / to_fraction(total))  # exact at any size
+        pct = f"{tenths // 10}.{tenths % 10}"
         out.append({"item": key, "amount": model["items"][key], "share_pct": str(pct), "prices": rows})
     return out
 
@@ -361,6 +363,11 @@ def render_forecast_html(model: dict, *, generated_at: str | None = None) -> str
     Returns one self-contained HTML document (str). Money is shown exactly as the model's decimal strings,
     in the model's currency. `generated_at` defaults to generated_at_now().
     """
+    with exact_decimals():  # totals of a large valid scenario pass the default 28 digits
+        return _render_forecast_html(model, generated_at)
+
+
+def _render_forecast_html(model: dict, generated_at: str | None) -> str:
     months = model["months"]
     context = {
         "model": model,

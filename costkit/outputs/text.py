@@ -1,9 +1,10 @@
 """Text, JSON and CSV renderings of report models (plain dicts). HTML lives in costkit.report_html."""
 from __future__ import annotations
 
-import csv
 import io
 import json
+
+from costkit.core import csvsafe
 
 
 def to_json(model: dict) -> str:
@@ -26,7 +27,7 @@ def text_table(headers: list[str], rows: list[list], *, right: set[int] | None =
 
 def csv_text(headers: list[str], rows: list[list]) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csvsafe.writer(buf, lineterminator="\n")
     w.writerow(headers)
     w.writerows(rows)
     return buf.getvalue()

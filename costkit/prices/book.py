@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from costkit.core.errors import BadInput
-from costkit.core.money import parse_decimal
+from costkit.core.money import number_hint, parse_decimal
 from costkit.core.timeutil import parse_instant
 from costkit.core.yamlio import Mapping, Sequence, load_yaml_file
 
@@ -67,6 +67,37 @@ class PriceEntry:
         }
 
 
+# A price is at most this much per unit, with at most this many decimals (README, "Bad input").
+MAX_PRICE = Decimal(10**6)
+MAX_PRICE_DECIMALS = 20
+
+
+def _kind(v) -> str:
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, list):
+        return "a list"
+    return f"{'true/false' if isinstance(v, bool) else 'a number'} {v!r}"
+
+
+def _shown(v) -> str:
+    return v if isinstance(v, str) else "?"
+
+
+def _price(raw) -> tuple[Decimal | None, str | None]:
+    """(the price, None) or (None, why it is not a price): a plain decimal 0..MAX_PRICE."""
+    d = parse_decimal(raw) if isinstance(raw, (str, int)) and not isinstance(raw, bool) else None
+    if d is None:
+        if isinstance(raw, str):
+            return None, f"not a non-negative decimal: {raw!r} ({number_hint(raw)})"
+        return None, f"not a non-negative decimal: got {_kind(raw) if not isinstance(raw, int) else raw}"
+    if d < 0 or d > MAX_PRICE:
+        return None, f"{raw} is out of range (0..{MAX_PRICE} per unit)"
+    if -d.as_tuple().exponent > MAX_PRICE_DECIMALS:
+        return None, f"{raw} has more than {MAX_PRICE_DECIMALS} decimals"
+    return d, None
+
+
 def _problem(path, line, msg) -> str:
     return f"{path}:{line}: {msg}" if line else f"{path}: {msg}"
 
@@ -90,11 +121,16 @@ def parse_entries(raw, *, path, layer: str, currency: str | None = None) -> tupl
                 bad.append(_problem(path, at(k), f"{k}: unknown key in a price entry"))
         for k in REQUIRED_KEYS:
             if k not in e:
-                bad.append(_problem(path, at(k), f"{k}: missing (entry for {e.get('item', '?')})"))
-        item = e.get("item")
+                bad.append(_problem(path, at(k), f"{k}: missing (entry for {_shown(e.get('item'))})"))
+            elif e[k] is None and k != "price":  # only the price may be null (= unknown)
+                bad.append(_problem(path, at(k), f"{k}: null; every entry needs its {k}"))
+        for k in ("item", "unit", "currency", "confidence", "source", "code", "note"):
+            if e.get(k) is not None and not isinstance(e[k], str):
+                bad.append(_problem(path, at(k), f"{k}: expected text, got {_kind(e[k])}"))
+        item = e.get("item") if isinstance(e.get("item"), str) else None
         if item is not None and item not in ITEMS:
             bad.append(_problem(path, at("item"), f"item: unknown item key {item!r} (known: {', '.join(ITEMS)})"))
-        unit = e.get("unit")
+        unit = e.get("unit") if isinstance(e.get("unit"), str) else None
         if unit is not None:
             if unit not in UNITS:
                 bad.append(_problem(path, at("unit"), f"unit: unknown unit {unit!r} (known: {', '.join(UNITS)})"))
@@ -103,27 +139,30 @@ def parse_entries(raw, *, path, layer: str, currency: str | None = None) -> tupl
                                     f"unit: {unit!r} does not measure {item} (needs a {ITEMS[item][0]} unit)"))
         price = None
         if "price" in e and e["price"] is not None:
-            price = parse_decimal(e["price"]) if isinstance(e["price"], (str, int)) else None
-            if price is None or price < 0:
-                bad.append(_problem(path, at("price"), f"price: not a non-negative decimal: {e['price']!r}"))
+            price, why = _price(e["price"])
+            if why:
+                bad.append(_problem(path, at("price"), f"price: {why}"))
         src = e.get("source")
-        if "source" in e and (not isinstance(src, str) or not src.strip()):
-            bad.append(_problem(path, at("source"), "source: missing (every price needs its source)"))
-        conf = e.get("confidence")
+        if isinstance(src, str) and not src.strip():
+            bad.append(_problem(path, at("source"), "source: empty (every price needs its source)"))
+        conf = e.get("confidence") if isinstance(e.get("confidence"), str) else None
         if conf is not None and conf not in CONFIDENCE_LEVELS:
             bad.append(_problem(path, at("confidence"),
                                 f"confidence: unknown level {conf!r} (known: {', '.join(CONFIDENCE_LEVELS)})"))
-        cur = e.get("currency")
-        if cur is not None and currency is not None and cur != currency:
+        cur = e.get("currency") if isinstance(e.get("currency"), str) else None
+        if cur is not None and cur not in CURRENCIES.values():
+            bad.append(_problem(path, at("currency"),
+                                f"currency: unknown currency {cur!r} (one of {', '.join(CURRENCIES.values())})"))
+        elif cur is not None and currency is not None and cur != currency:
             bad.append(_problem(path, at("currency"), f"currency: {cur} does not match the book's {currency}"))
-        sel = e.get("selectors") or {}
+        sel = {} if e.get("selectors") is None else e["selectors"]
         if not isinstance(sel, dict):
             bad.append(_problem(path, at("selectors"), "selectors: expected a mapping"))
             sel = {}
         for k, v in sel.items():
             if k not in SELECTOR_VALUES:
                 bad.append(_problem(path, at("selectors"), f"selectors: unknown selector {k!r}"))
-            elif v not in SELECTOR_VALUES[k]:
+            elif not isinstance(v, str) or v not in SELECTOR_VALUES[k]:
                 bad.append(_problem(path, at("selectors"),
                                     f"selectors: {k}={v!r} is not one of {', '.join(SELECTOR_VALUES[k])}"))
         times = {}

@@ -23,6 +23,7 @@ from costkit.core.timeutil import parse_month
 from costkit.sources.bills.bss import fetch_bill_lines
 from costkit.sources.bills.csvfile import read_bill_csv
 from costkit.sources.bills.mapping import load_mapping, map_lines
+from costkit.sources.bills.records import check_one_currency
 from costkit.sources.bills.records import (
     CANONICAL_FIELDS, FIELD_COLUMNS, NUMERIC_FIELDS, SCALE, BillLine, ParsedBill,
 )
@@ -184,6 +185,7 @@ def import_bill_csv(store, path, *, month: str | None = None, currency: str | No
     bill = read_bill_csv(path, month=month, currency=currency)
     if not bill.lines:
         raise BadInput("no bill lines in the file" + (f" for {month}" if month else ""), path=path)
+    check_one_currency(bill)
     return store_bill(store, bill)
 
 

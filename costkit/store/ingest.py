@@ -1,6 +1,6 @@
 """Store parsed task dumps and notifications (`costkit import`; parsing is `costkit.sources.imm.importers`).
 
-Each file is stored in one transaction, with a row in the `imports` table (the span of its task start
+All files are stored in one transaction, each with a row in the `imports` table (the span of its task start
 times counts as coverage). Every file is parsed and checked before anything is stored.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ class ImportSummary:
     unchanged: int = 0
     skipped_other_types: int = 0
     bad: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
 
     def line(self) -> str:
         """The one-line summary that `costkit import` prints."""
@@ -45,7 +46,13 @@ def import_files(store: Store, paths, kind: str | None = None, skip_bad: bool = 
 
 
 def store_parsed(store: Store, parsed: list[FileImport], *, seen_at: datetime | None = None) -> ImportSummary:
-    """Store files parsed by `parse_files`, one transaction per file; return an ImportSummary."""
+    """Store files parsed by `parse_files` in one transaction (all files or none, each with its `imports`
+    row); return an ImportSummary."""
+    with store.transaction():
+        return _store_parsed(store, parsed, seen_at=seen_at)
+
+
+def _store_parsed(store: Store, parsed: list[FileImport], *, seen_at: datetime | None = None) -> ImportSummary:
     seen_at = seen_at or datetime.now(timezone.utc)
     summary = ImportSummary()
     for f in parsed:

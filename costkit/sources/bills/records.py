@@ -60,8 +60,9 @@ EMPTY_CELLS = {"", "-", "--", "—", "N/A", "n/a", "null", "NULL", "None"}
 def parse_amount(text) -> Decimal | None:
     """An exact Decimal from a bill cell; None for an empty cell ("", "-", "N/A").
 
-    Accepts `1234.5`, `1,234.50`, `-0.01`, `¥12.30`, `12.30 CNY`, `(0.50)` (negative), `1.2E-5`. Raises
-    ValueError for anything else (two decimal points, misplaced separators, letters, NaN, infinity).
+    Accepts `1234.5`, `1,234.50`, `-0.01`, `¥12.30`, `12.30 CNY`, `(0.50)` (negative), and wire floats.
+    Raises ValueError for anything else (exponent text such as `1.2E-5`, two decimal points, misplaced
+    separators, letters, NaN, infinity).
     """
     if text is None:
         return None
@@ -95,6 +96,9 @@ def parse_amount(text) -> Decimal | None:
         t = t.replace(",", "")
     if not _PLAIN.match(t):
         raise ValueError(f"not an amount: {text!r}")
+    if "e" in t.lower():  # a spreadsheet re-saves 123456.78 as 1.23E+05, losing digits
+        raise ValueError(f"{text!r} is in exponent notation (re-saved by a spreadsheet?); the digits may be lost: "
+                         f"export the bill again, or write {format(Decimal(t), 'f')}")
     d = Decimal(t)
     if neg:
         d = -d
@@ -278,3 +282,14 @@ def billing_day_bounds(d: date) -> tuple[datetime, datetime]:
     """The UTC+8 billing day `d` as aware instants [start, end)."""
     start = datetime(d.year, d.month, d.day, tzinfo=SHANGHAI)
     return start, start + timedelta(days=1)
+
+
+def check_one_currency(bill) -> None:
+    """A billing month is in one currency: a line in another one is bad input (BadInput naming it)."""
+    first: dict = {}
+    for ln in bill.lines:
+        month, cur = ln.values.get("BillingCycle"), ln.values.get("Currency")
+        seen = first.setdefault(month, (cur, ln.line_no))
+        if cur != seen[0]:
+            raise BadInput(f"{cur} line in the {month} bill, which is in {seen[0]} (line {seen[1]}); one currency "
+                           "per month", path=bill.origin, line=ln.line_no, field="Currency")

@@ -1,4 +1,4 @@
-"""Parse task dumps and notifications for `costkit import` (`costkit.store.ingest` stores them).
+"""Import task dumps and notifications into the store (`costkit import`).
 
 Kinds, detected per file unless forced:
 - `listtasks`: a ListTasks response, raw API JSON `{RequestId, ProjectName, Tasks: [...]}` or the SDK's
@@ -14,7 +14,8 @@ A file may hold one object, a JSON array of them, or JSON Lines.
 Only ImageSplicing tasks are stored; other task types are skipped and counted. Dumps carry no region:
 it comes from a `region` field or `--region`. Every file is parsed and checked before anything is
 stored, so a bad record (named by file and line, or by index in an array) fails the import with nothing
-stored; with `skip_bad` the bad records are skipped and listed instead.
+stored; with `skip_bad` the bad records are skipped and listed instead. Each file is stored in one
+transaction, with a row in the `imports` table (the span of its task start times counts as coverage).
 """
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
-from costkit.core.errors import BadInput
+from costkit.core.errors import BadInput, one_line
 from costkit.sources.imm.taskrecord import (
     SPLICING,
     from_api_task,
@@ -53,7 +55,7 @@ class BadRecord:
 
 @dataclass
 class FileImport:
-    """One parsed file: its kind, the ImageSplicing records, what was skipped, and (once stored) the counts."""
+    """One parsed file: its kind, the ImageSplicing records, what was skipped, and what was stored."""
 
     file: str
     kind: str
@@ -61,6 +63,11 @@ class FileImport:
     skipped_other_types: int = 0
     bad: list = field(default_factory=list)
     counts: object = None         # the store's UpsertCounts, once `costkit.store.ingest` stored the file
+    warnings: list = field(default_factory=list)
+
+
+# A dump larger than this is refused before it is read (JSON is parsed in memory).
+MAX_DUMP_BYTES = 2 * 1024**3
 
 
 class _Bad(Exception):
@@ -131,6 +138,16 @@ class _Parser:
         self.out.bad.append(BadRecord(self.path, place or "?", reason))
 
     # -- records --
+    def keep(self, record: dict, line, where) -> None:
+        """Keep a record; a task that ends before it starts is kept as IMM reported it, with a warning."""
+        start, end = record["start_time"], record["end_time"]
+        if start is not None and end is not None and end < start:
+            place = " ".join(p for p in (f"line {line}" if line is not None else None, where) if p)
+            self.out.warnings.append(
+                f"{self.path}: {place + ': ' if place else ''}task {record['task_id']}: EndTime {end.isoformat()} "
+                f"is before StartTime {start.isoformat()}; stored as reported")
+        self.out.records.append(record)
+
     def add_task(self, task, *, project=None, line=None, where=None) -> None:
         try:
             if not isinstance(task, dict):
@@ -143,7 +160,7 @@ class _Parser:
             if not region:
                 raise _Bad("no region: task dumps do not carry one; pass --region")
             proj = _first(task, "ProjectName", "project", "Project") or project
-            self.out.records.append(from_api_task(task, region=region, project=proj, origin="import"))
+            self.keep(from_api_task(task, region=region, project=proj, origin="import"), line, where)
         except (_Bad, BadInput) as e:
             self.bad(getattr(e, "reason", str(e)), line=line, where=where)
 
@@ -160,7 +177,7 @@ class _Parser:
                 self.out.skipped_other_types += 1
                 return
             convert = from_mns_envelope if kind == "mns" else from_eventbridge_event
-            self.out.records.append(convert(obj, default_region=self.region))
+            self.keep(convert(obj, default_region=self.region), line, where)
         except (_Bad, BadInput) as e:
             self.bad(getattr(e, "reason", str(e)), line=line, where=where)
 
@@ -197,9 +214,20 @@ class _Parser:
     # -- files --
     def parse(self) -> FileImport:
         try:
+            return self._parse()
+        except RecursionError:
+            raise BadInput("JSON nested too deeply", path=self.path) from None
+
+    def _parse(self) -> FileImport:
+        try:
+            if Path(self.path).stat().st_size > MAX_DUMP_BYTES:
+                raise BadInput(f"larger than {MAX_DUMP_BYTES // 1024**3} GiB; split it into smaller files",
+                               path=self.path)
             text = Path(self.path).read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise BadInput("no such file", path=self.path) from None
+        except IsADirectoryError:
+            raise BadInput("is a directory, not a file", path=self.path) from None
         except UnicodeDecodeError as e:
             raise BadInput(f"not UTF-8 text (byte {e.start})", path=self.path) from None
         except OSError as e:
@@ -208,8 +236,10 @@ class _Parser:
             raise BadInput("empty file", path=self.path)
         try:
             doc = json.loads(text)
-        except ValueError as e:
+        except json.JSONDecodeError as e:
             self.parse_lines(text, e)
+        except ValueError as e:  # an integer of thousands of digits
+            raise BadInput(f"not valid JSON: {one_line(e)}", path=self.path) from None
         else:
             self.parse_document(doc)
         return self.out
@@ -247,7 +277,7 @@ class _Parser:
         first = next((i for i, ln in enumerate(lines) if ln.strip()), 0)
         try:
             json.loads(lines[first])
-        except ValueError:
+        except (ValueError, RecursionError):
             # Not JSON Lines either: report the document's own syntax error, with its line.
             raise BadInput(f"not valid JSON: {whole_error.msg} (column {whole_error.colno})",
                            path=self.path, line=whole_error.lineno) from None
@@ -258,8 +288,12 @@ class _Parser:
                 continue
             try:
                 obj = json.loads(ln)
-            except ValueError as e:
+            except json.JSONDecodeError as e:
                 self.bad(f"not valid JSON: {e.msg} (column {e.colno})", line=n)
+                continue
+            except (ValueError, RecursionError) as e:
+                self.bad(f"not valid JSON: {'nested too deeply' if isinstance(e, RecursionError) else one_line(e)}",
+                         line=n)
                 continue
             kinds.add(_item_kind(obj))
             self.add_item(obj, line=n)
@@ -290,3 +324,4 @@ def parse_files(paths, *, kind: str | None = None, region: str | None = None,
                 skip_bad: bool = False) -> list[FileImport]:
     """Parse every file first (see `parse_file`); return them in order. Nothing is stored."""
     return [parse_file(p, kind=kind, region=region, skip_bad=skip_bad) for p in paths]
+

@@ -15,6 +15,7 @@ import re
 from datetime import datetime, timezone
 
 from costkit.core.errors import BadInput
+from costkit.core.timeutil import YEAR_MAX, YEAR_MIN
 
 UTC = timezone.utc
 
@@ -41,6 +42,11 @@ OPTION_FIELDS = {
 }
 OPTION_KEYS = tuple(k for k, _ in OPTION_FIELDS.values())
 
+# The store keeps these options and Rotate as INTEGER (32-bit); a value past it is bad input, not a crash.
+INT_MIN, INT_MAX = -2**31, 2**31 - 1
+# A text field longer than this is not an IMM task (UserData is at most 2,048 bytes; URIs about 1 KB).
+MAX_TEXT = 64 * 1024
+
 _EPOCH_DIGITS = re.compile(r"^\d{10,16}$")
 _SUBJECT = re.compile(r"^acs:imm:(?P<region>[^:]*):(?P<uid>[^:]*):(?P<project>[^/]*)/imm:Task:(?P<type>.*)$")
 
@@ -65,8 +71,10 @@ def parse_time(value, *, field: str) -> datetime | None:
     if type(value) is str and value.endswith("Z") and len(value) > 10:
         # The common IMM form, e.g. 2024-08-20T07:03:07.36Z: fromisoformat reads it directly.
         try:
-            return datetime.fromisoformat(value).astimezone(UTC)
-        except ValueError:
+            dt = datetime.fromisoformat(value).astimezone(UTC)
+            if YEAR_MIN <= dt.year <= YEAR_MAX:
+                return dt
+        except (ValueError, OverflowError):
             pass  # the general path below gives the error message
     if isinstance(value, datetime):
         dt = value
@@ -91,7 +99,13 @@ def parse_time(value, *, field: str) -> datetime | None:
         raise RecordError(f"{field}: not a time: {value!r}")
     if dt.tzinfo is None or dt.utcoffset() is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        dt = dt.astimezone(UTC)
+    except (OverflowError, ValueError):
+        dt = None
+    if dt is None or not YEAR_MIN <= dt.year <= YEAR_MAX:
+        raise RecordError(f"{field}: {value!r} is outside the years {YEAR_MIN}..{YEAR_MAX}")
+    return dt
 
 
 def _from_epoch(n, field: str) -> datetime:
@@ -116,8 +130,15 @@ def _text(value, field: str) -> str | None:
 
 
 def _int(value, field: str) -> int | None:
-    if type(value) is int:
+    if type(value) is int and INT_MIN <= value <= INT_MAX:
         return value
+    n = _int_any(value, field)
+    if n is not None and not INT_MIN <= n <= INT_MAX:
+        raise RecordError(f"{field}: {n} is out of range ({INT_MIN}..{INT_MAX}, a 32-bit integer)")
+    return n
+
+
+def _int_any(value, field: str) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -126,7 +147,7 @@ def _int(value, field: str) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,30}\s*", value):
         return int(value)
     raise RecordError(f"{field}: expected an integer, got {value!r}")
 
@@ -228,7 +249,7 @@ def from_api_task(task: dict, *, region: str, project: str, origin: str) -> dict
         raw = definition.get(wire)
         options[key] = _int(raw, wire) if kind is int else _text(raw, wire)
 
-    return {
+    record = {
         "region": region,
         "project": project,
         "task_id": task_id,
@@ -246,6 +267,32 @@ def from_api_task(task: dict, *, region: str, project: str, origin: str) -> dict
         "user_data": _user_data(task.get("UserData")),
         "origin": origin,
     }
+    _check_texts(record)
+    return record
+
+
+def _check_texts(record: dict) -> None:
+    """Every text of a record is storable: valid Unicode (a lone surrogate such as "\\ud83d", half an emoji
+    cut by a tool, cannot be written as UTF-8) and at most MAX_TEXT characters. Raises RecordError."""
+    wire = {"region": "region", "project": "ProjectName", "task_id": "TaskId", "task_type": "TaskType",
+            "code": "Code", "message": "Message", "target_uri": "TargetURI", "image_format": "ImageFormat",
+            "user_data": "UserData"}
+    texts = [(name, record[k]) for k, name in wire.items() if record[k] is not None]
+    texts += [(f"Sources[{i}].URI", src["uri"]) for i, src in enumerate(record["sources"])]
+    texts += [(w, record["options"][k]) for w, (k, _) in OPTION_FIELDS.items() if isinstance(record["options"][k], str)]
+    if record["tags"]:
+        texts.append(("Tags", json.dumps(record["tags"], ensure_ascii=False)))
+    joined = "".join(t for _, t in texts)
+    if joined.isascii() and len(joined) <= MAX_TEXT:
+        return  # the common case: one check per record
+    for name, text in texts:
+        if len(text) > MAX_TEXT:
+            raise RecordError(f"{name}: {len(text)} characters, more than {MAX_TEXT}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise RecordError(f"{name}: not valid Unicode: a lone surrogate {text[e.start]!r} at character "
+                              f"{e.start} (an emoji cut in half?)") from None
 
 
 # --- notifications -------------------------------------------------------------------------------
