@@ -8,8 +8,10 @@ Each phase runs in its own process so the peak RSS printed is the pricing run's 
    (a pool of source images in Standard / IA / Archive / ColdArchive, some restored; one target per task in
    Standard / IA, 5 % deleted mid-month, 1 % without facts) and two buckets;
 2. price: `price_history(--month 2025-09)`: wall time, peak RSS, tasks/s;
-3. scan: a bare scan of the same tables (every column the engine reads): the I/O floor;
-4. naive: the per-row Python reference (costkit.testing.cost_reference: the usage model and the Pricer per
+3. lines: `cost --lines` (one row per task x item x billing day x price segment, the default granularity) to a
+   Parquet file: rows, wall time, peak RSS (target <= 60 s and <= 2 GB on 2 cores for 1 M tasks);
+4. scan: a bare scan of the same tables (every column the engine reads): the I/O floor;
+5. naive: the per-row Python reference (costkit.testing.cost_reference: the usage model and the Pricer per
    task and source, exact Fractions) over a 100,000-task store built the same way, compared per task with
    the engine; the engine prices that sample too and must agree on every item to the cent.
 The store is kept under bench/.data/ (delete it when done).
@@ -110,6 +112,21 @@ def price(path: str) -> None:
                       "items": report["items"]}))
 
 
+def lines(path: str, granularity: str = "day") -> None:
+    from costkit.engine.lines import write_lines
+    from costkit.engine.period import parse_period
+    from costkit.store.db import Store
+    out = Path(path).with_suffix(f".lines-{granularity}.parquet")
+    with Store.open(path, create=False) as st:
+        t0 = time.perf_counter()
+        n = write_lines(st, parse_period("2025-09"), str(out), fmt="parquet", prices_file=_prices_file(path),
+                        granularity=granularity)
+        dt = time.perf_counter() - t0
+    size = out.stat().st_size / 2**20
+    out.unlink()
+    print(json.dumps({"seconds": dt, "rss_mb": _rss_mb(), "rows": n, "parquet_mb": size}))
+
+
 def scan(path: str) -> None:
     from costkit.store.db import Store
     with Store.open(path, create=False) as st:
@@ -158,6 +175,9 @@ def main() -> int:
     ap.add_argument("--store", help="store path (default bench/.data/cost-N.duckdb)")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing store of that size")
     ap.add_argument("--memory-limit", help="COSTKIT_MEMORY_LIMIT for the pricing run, e.g. 2GB (DuckDB spills beyond)")
+    ap.add_argument("--granularity", default="day", choices=["hour", "day", "month"],
+                    help="charge-line granularity of the lines phase (default: day)")
+    ap.add_argument("--no-naive", action="store_true", help="skip the naive reference (phase 5)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     args = ap.parse_args()
     path = args.store or str(HERE / ".data" / f"cost-{args.tasks}.duckdb")
@@ -165,6 +185,8 @@ def main() -> int:
         return build(path, args.tasks) or 0
     if args.phase == "price":
         return price(path) or 0
+    if args.phase == "lines":
+        return lines(path, args.granularity) or 0
     if args.phase == "scan":
         return scan(path) or 0
     if args.phase == "naive":
@@ -177,17 +199,22 @@ def main() -> int:
         print(f"built store in {b['build_s']:.1f} s ({b['size_mb']:.0f} MB)")
     env = dict(os.environ, COSTKIT_MEMORY_LIMIT=args.memory_limit) if args.memory_limit else None
     p = _run("--phase", "price", *common, env=env)
+    ln = _run("--phase", "lines", "--granularity", args.granularity, *common, env=env)
+    print(f"price one month{' (memory limit ' + args.memory_limit + ')' if args.memory_limit else ''}: "
+          f"{p['seconds']:.2f} s wall, peak RSS {p['rss_mb']:.0f} MB, "
+          f"{p['tasks'] / p['seconds']:,.0f} tasks/s (total {p['total']} CNY)")
+    print(f"cost --lines (granularity {args.granularity}, Parquet): {ln['rows']:,} rows in {ln['seconds']:.2f} s "
+          f"wall, peak RSS {ln['rss_mb']:.0f} MB, {ln['parquet_mb']:.0f} MB file (target <= 60 s, <= 2048 MB)")
     s = _run("--phase", "scan", *common)
+    print(f"bare scan of the same tables: {s['seconds']:.2f} s -> engine / scan = {p['seconds'] / s['seconds']:.1f}x")
+    if args.no_naive:
+        return 0
     sample = path if args.tasks == args.sample else str(Path(path).with_name(f"cost-{args.sample}.duckdb"))
     if not (args.reuse and os.path.exists(sample)) and sample != path:
         _run("--phase", "build", "--tasks", str(args.sample), "--store", sample)
     nv = _run("--phase", "naive", "--tasks", str(args.sample), "--store", sample)
     per_engine = p["seconds"] / p["tasks"]
     per_naive = nv["seconds"] / nv["tasks"]
-    print(f"price one month{' (memory limit ' + args.memory_limit + ')' if args.memory_limit else ''}: "
-          f"{p['seconds']:.2f} s wall, peak RSS {p['rss_mb']:.0f} MB, "
-          f"{p['tasks'] / p['seconds']:,.0f} tasks/s (total {p['total']} CNY)")
-    print(f"bare scan of the same tables: {s['seconds']:.2f} s -> engine / scan = {p['seconds'] / s['seconds']:.1f}x")
     print(f"naive per-row Python loop (usage model + Pricer per task and source, exact Fractions): "
           f"{nv['tasks']:,} tasks in {nv['seconds']:.1f} s ({per_naive * 1e6:.0f} us/task) vs engine "
           f"{per_engine * 1e6:.2f} us/task -> naive is {per_naive / per_engine:.0f}x slower per task (target >= 50x); "

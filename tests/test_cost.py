@@ -188,7 +188,7 @@ def test_min_billable_size_early_deletion_and_overwrite(store, prices):
     obj(store, "oss://d/small-std.jpg", 10 * KB, "Standard")
     obj(store, "oss://d/deleted.jpg", GB, "IA", gone_since=T(2025, 9, 11, 0, 30))   # seen gone in hour 00:00 -> 01:00
     obj(store, "oss://d/same.jpg", GB, "Standard")
-    lines, totals = cost_frames(store, parse_period("2025-09"), prices_file=prices)
+    lines, totals = cost_frames(store, parse_period("2025-09"), prices_file=prices, lines=True, granularity="hour")
     storage = lines[lines["item"] == "oss.Storage"]
     per_task = storage.groupby("task_id")["amount"].apply(lambda s: sum(s, Decimal(0)))
     h = 16 + 29 * 24   # 2025-09-01T00:00Z .. 2025-09-30T16:00Z
@@ -226,7 +226,7 @@ def test_unknown_facts_use_defaults_and_warn_with_task_count(store, prices):
     assert r["items"]["oss.IaRetrieval"] == "0.00"        # 2 unknown IA sources x 2 MB x 1/GB = 0.0039
     assert r["quantities"]["oss.IaRetrieval"]["quantity"] == "0.003906"
     # u2's unknown target: 1 MB IA (64 KB minimum does not apply), kept 240 h, then 480 h early deletion
-    lines, _ = cost_frames(store, parse_period("2025-09"), settings=s, prices_file=prices)
+    lines, _ = cost_frames(store, parse_period("2025-09"), settings=s, prices_file=prices, lines=True)
     ed = lines[(lines["item"] == "oss.EarlyDeletion")]
     assert list(ed["task_id"]) == ["u2"]
     assert ed["amount"].iloc[0] == Decimal(1) / 1024 * Decimal("0.002") * 480
@@ -288,7 +288,7 @@ def test_engine_matches_naive_reference_on_a_random_history(store, prices):
                 assert sum(Decimal(x["items"][k]) for x in g["groups"]) == Decimal(g["items"][k])
                 # each group line is rounded from its exact sum: within half a cent per group of the period line
                 assert abs(Decimal(g["items"][k]) - Decimal(r["items"][k])) <= Decimal("0.005") * len(g["groups"]) + Decimal("0.005")
-    lines, totals = cost_frames(store, parse_period("2025-09"), prices_file=prices, settings=s)
+    lines, totals = cost_frames(store, parse_period("2025-09"), prices_file=prices, settings=s, lines=True)
     by_item = lines.groupby("item")["amount"].apply(lambda x: sum(x, Decimal(0)))
     exact = reference_cost(store, parse_period("2025-09"), prices_file=prices, settings=s)["items"]
     for item, amount in by_item.items():
@@ -348,10 +348,12 @@ def test_cli_cost_formats(tmp_path, prices):
     r = run(main, ["--store", path, "cost", "--month", "2025-09", "--prices", prices, "--lines", "--out", str(out)])
     assert r.exit_code == 0, r.output
     head, *rows = out.read_text().splitlines()
-    assert head == "task_id,project,hour,item,quantity,unit,unit_price,currency,amount,price_source"
-    assert "t1,alpha,2025-09-10T08:00:00+08:00,imm.ImageSplicing,1.000000000000000000,calls,1.000000000000000000,CNY," \
-           "1.000000000000000000,user: test (contract)" in rows
-    assert len(rows) == 5 + 1 + 496   # t1: splice, GET rows for 2 classes, PUT, IA retrieval; t2: 1 GET row; storage
+    assert head == ("task_id,project,day,charge_start,charge_end,item,quantity,unit,unit_price,currency,amount,"
+                    "price_source")
+    assert "t1,alpha,2025-09-10,2025-09-10T00:00:00+08:00,2025-09-11T00:00:00+08:00,imm.ImageSplicing," \
+           "1.000000000000000000,calls,1.000000000000000000,CNY,1.000000000000000000,user: test (contract)" in rows
+    # t1: splice, GET rows for 2 classes, PUT, IA retrieval; t2: 1 GET row; storage: 21 billing days (Sep 10-30)
+    assert len(rows) == 5 + 1 + 21
     r = run(main, ["--store", path, "cost", "--month", "2025-09", "--prices", prices, "--lines"])
     assert r.exit_code == 0 and r.stdout.splitlines() == [head, *rows]
     pq = tmp_path / "lines.parquet"

@@ -66,12 +66,15 @@ def register(group: click.Group) -> None:
     @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default=None,
                   help="table, json or csv (report); csv or parquet with --lines. Default: table / csv.")
     @click.option("--out", type=str, help="Write here instead of stdout.")
-    @click.option("--lines", is_flag=True, help="Write the charge lines (one row per task, hour and item).")
+    @click.option("--lines", is_flag=True, help="Write the charge lines: one row per task x item x billing day "
+                                               "(Asia/Shanghai) x price segment.")
+    @click.option("--granularity", type=click.Choice(["hour", "day", "month"]), default="day", show_default=True,
+                  help="The interval of a charge line (--lines).")
     @SETTINGS_OPTION
     @SITE_OPTION
     @PRICES_OPTION
     @click.pass_context
-    def cost_cmd(ctx, month, since, until, by, fmt, out, lines, settings_file, site, prices_file):
+    def cost_cmd(ctx, month, since, until, by, fmt, out, lines, granularity, settings_file, site, prices_file):
         """Price the stored task history for a period with the usage model and the price book."""
         from costkit.engine.history import price_history
         from costkit.engine.lines import write_lines
@@ -98,7 +101,8 @@ def register(group: click.Group) -> None:
                 raise BadInput("parquet is for --lines; the report is table, json or csv", field="--format")
         with Store.open(store_path(ctx, create=False), create=False) as store:
             if lines:
-                n = write_lines(store, period, out, fmt=fmt, settings=settings, prices_file=prices_file)
+                n = write_lines(store, period, out, fmt=fmt, settings=settings, prices_file=prices_file,
+                                granularity=granularity)
                 if out:
                     click.echo(f"wrote {n} charge lines to {out}", err=True)
                 return

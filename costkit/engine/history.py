@@ -46,7 +46,6 @@ module: the report and the DataFrames. Rendering the report: `costkit.outputs.co
 """
 from __future__ import annotations
 
-from decimal import Decimal
 from fractions import Fraction
 
 from costkit.core.money import ZERO, fmt_quantity, round_money
@@ -110,32 +109,55 @@ def price_history(store, period: Period, *, by: str = "item", settings=None, pri
     }
 
 
-def cost_frames(store, period: Period, *, by: str = "item", settings=None, prices_file=None):
-    """Python API: (charge lines, totals) as pandas DataFrames.
+def cost_frames(store, period, *, by: str = "item", settings=None, prices_file=None, lines: bool = False,
+                granularity: str = "day"):
+    """Python API: the priced groups of `period` as a pandas DataFrame; with `lines=True`, (charge lines,
+    groups).
 
-    Charge lines: the `LINE_COLUMNS`, one row per task, hour (aware UTC timestamp of the hour's start) and
-    item; quantity, unit_price and amount are Python Decimals (DECIMAL(38,18), see the module doc).
-    Totals: one row per report line (group, item) with quantity (base unit, Decimal), unit, amount (Decimal,
-    2 places, rounded half-up from the exact sum) and currency; `group` is "" without `by`.
+    `store`: a Store or the path of one; `period`: a Period or a `YYYY-MM` month (Asia/Shanghai).
+    Groups: one row per report line (group, item) with quantity (the item's base unit, `unit`), amount (money,
+    rounded half-up from the exact sum) and currency; `group` is "" without `by`. quantity and amount are
+    exact Arrow decimals (decimal128(38, 6) and (38, 2)), so the frame sums and plots.
+    Charge lines (only when asked: a month of a million tasks is tens of millions of rows): the columns of
+    `costkit.engine.lines.line_columns(granularity)`, one row per task x item x `granularity` (hour, day or
+    month, Asia/Shanghai) x price segment; charge_start/charge_end tz-aware (UTC); quantity, unit_price and
+    amount decimal128(38, 18).
     """
     import pandas as pd
-    with store._lock, memory_limit(store._con):
-        sql, params = lines_query(store, period, settings, prices_file, hour_as_text=False)
-        lines = store._con.sql(sql, params=params).to_arrow_table().to_pandas()
+
+    from costkit.core.frames import decimal_columns, decimal_series, money_series
+    from costkit.engine.lines import check_granularity
+    from costkit.engine.period import parse_period
+
+    if isinstance(store, (str, bytes)) or hasattr(store, "__fspath__"):
+        from costkit.store.db import Store
+        with Store.open(store, create=False) as st:
+            return cost_frames(st, period, by=by, settings=settings, prices_file=prices_file, lines=lines,
+                               granularity=granularity)
+    if isinstance(period, str):
+        period = parse_period(period)
+    check_granularity(granularity)
     report = price_history(store, period, by=by, settings=settings, prices_file=prices_file)
     rows = []
-    if report["groups"]:
-        for g in report["groups"]:
-            for item, amount in g["items"].items():
-                rows.append({"group": g["group"], "item": item, "amount": Decimal(amount)})
-    else:
-        for item, amount in report["items"].items():
-            rows.append({"group": "", "item": item,
-                         "quantity": Decimal(report["quantities"][item]["quantity"]),
-                         "unit": report["quantities"][item]["unit"], "amount": Decimal(amount)})
-    totals = pd.DataFrame(rows)
+    for g in report["groups"] or [{"group": "", "items": report["items"], "quantities": {
+            k: v["quantity"] for k, v in report["quantities"].items()}}]:
+        for item, amount in g["items"].items():
+            rows.append({"group": g["group"], "item": item, "quantity": g["quantities"][item],
+                         "unit": ITEMS[item][0], "amount": amount})
+    totals = pd.DataFrame({"group": [r["group"] for r in rows], "item": [r["item"] for r in rows]})
+    totals["quantity"] = decimal_series([r["quantity"] for r in rows], 6)
+    totals["unit"] = [r["unit"] for r in rows]
+    totals["amount"] = money_series([r["amount"] for r in rows])
     totals["currency"] = report["currency"]
-    return lines, totals
+    if not lines:
+        return totals
+    with store._lock, memory_limit(store._con):
+        sql, params = lines_query(store, period, settings, prices_file, hour_as_text=False,
+                                  granularity=granularity)
+        frame = decimal_columns(store._con.sql(sql, params=params).to_arrow_table())
+    if granularity != "hour":   # billing days and months as Periods (Asia/Shanghai)
+        frame[granularity] = pd.PeriodIndex(frame[granularity].astype(str), freq="D" if granularity == "day" else "M")
+    return frame, totals
 
 
 __all__ = ["price_history", "cost_frames", "FORMAT_VERSION"]

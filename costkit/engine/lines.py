@@ -1,9 +1,15 @@
-"""Charge lines (`costkit cost --lines`, `cost_frames`, the FOCUS export): one row per task, hour and item.
+"""Charge lines (`costkit cost --lines`, `cost_frames(lines=True)`, the FOCUS export): one row per task x item x
+billing interval x price segment.
 
-`amount` is DECIMAL(38,18): the exact amount of that task, hour and item, rounded half-up at the 18th decimal
-(hourly storage amounts such as 0.12/720 per GB have no finite decimal expansion). `quantity` is in the price
-entry's `unit` (e.g. `10000 requests`, `GB-month`), DECIMAL(38,18), and `unit_price` is the entry's price as
-written in the book. Report lines never come from these rounded lines (costkit.engine.history).
+The interval is the Asia/Shanghai billing `day` by default (the bill's own granularity), or the `hour` or the
+`month` (`--granularity`). A row never straddles a price change: an interval in which some price changes is
+cut there, and `charge_start`/`charge_end` say which part of it the row covers.
+
+`amount` is DECIMAL(38,18): the exact amount of that task, item and interval, rounded half-up at the 18th decimal
+(storage amounts such as 0.12/720 per GB-hour have no finite decimal expansion); the lines of an item add up to
+its exact amount within 10^-18 per line, so rounded to the cent they give the report's figure. `quantity` is in
+the price entry's `unit` (e.g. `10000 requests`, `GB-month`), DECIMAL(38,18), and `unit_price` is the entry's
+price as written in the book. Report lines never come from these rounded lines (costkit.engine.history).
 """
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from costkit.core import csvsafe
+from costkit.core.errors import BadInput
+from costkit.core.timeutil import SHANGHAI, add_months
 from costkit.engine.aggregate import aggregate
 from costkit.engine.coefficients import Model
 from costkit.engine.context import memory_limit, pricing_context, sql_str
@@ -21,9 +29,24 @@ from costkit.engine.period import Period, period_cuts, segment_sql
 from costkit.prices.book import ITEMS, UNITS
 
 LINE_SCALE = 18
-LINE_COLUMNS = ["task_id", "project", "hour", "item", "quantity", "unit", "unit_price", "currency", "amount",
-                "price_source"]
+GRANULARITIES = ("hour", "day", "month")
+_VALUE_COLUMNS = ["item", "quantity", "unit", "unit_price", "currency", "amount", "price_source"]
 _TEXT_LINE_COLUMNS = ("task_id", "project", "item", "unit", "currency", "price_source")
+
+
+def line_columns(granularity: str = "day") -> list[str]:
+    """The columns of the charge lines at `granularity` (the interval label is named after it)."""
+    return ["task_id", "project", granularity, "charge_start", "charge_end", *_VALUE_COLUMNS]
+
+
+LINE_COLUMNS = line_columns("day")
+
+
+def check_granularity(granularity: str) -> str:
+    """`granularity` when it is hour, day or month; BadInput naming --granularity otherwise."""
+    if granularity not in GRANULARITIES:
+        raise BadInput(f"expected hour, day or month, got {granularity!r}", field="--granularity")
+    return granularity
 
 
 def _split(num: int, den: int) -> tuple[int, int, int]:
@@ -66,25 +89,73 @@ def _dec18(f: Fraction) -> str:
     return str(Decimal(n).scaleb(-LINE_SCALE))
 
 
-def _lines_sql(model: Model, bounds: list[int], hour_as_text: bool, selectors: bool = False) -> str:
-    """One row per task, hour and item (exact integer sub-unit quantities, then scaled DECIMALs), in a total
-    order (hour, project, task, item, class, redundancy) so that two runs write identical files.
-    `selectors`: also the price selectors `storage_class` and `redundancy` (for the FOCUS export)."""
+def _unit_of_hour(h: int, granularity: str) -> int:
+    """The interval index of hour index `h`: the hour itself, the Asia/Shanghai day, or the month (y*12+m)."""
+    if granularity == "hour":
+        return h
+    if granularity == "day":
+        return (h + 8) // 24
+    from datetime import datetime
+    local = datetime.fromtimestamp(h * 3600, SHANGHAI)
+    return local.year * 12 + local.month - 1
+
+
+def _unit_sql(col: str, granularity: str) -> str:
+    """SQL: `_unit_of_hour` of the hour index in `col`."""
+    if granularity == "hour":
+        return col
+    if granularity == "day":
+        return f"(({col} + 8) // 24)"
+    local = f"make_timestamp((({col}) * 3600 + 28800) * 1000000)"
+    return f"(year({local}) * 12 + month({local}) - 1)"
+
+
+def _month_bounds(period: Period) -> set[int]:
+    """Hour indexes of the Asia/Shanghai month starts inside the period."""
+    from datetime import datetime
+    local = period.start.astimezone(SHANGHAI)
+    y, m = add_months(local.year, local.month, 1)
+    out = set()
+    while (h := int(datetime(y, m, 1, tzinfo=SHANGHAI).timestamp()) // 3600) < period.h1:
+        out.add(h)
+        y, m = add_months(y, m, 1)
+    return out
+
+
+def line_cuts(period: Period, bounds: list[int], granularity: str) -> list[tuple[int, int, int, int]]:
+    """(interval index, segment, start hour, end hour) of every cut of the period: its days (or months), each
+    cut again where a price changes. Not used at hour granularity (every hour is its own cut)."""
+    if granularity == "day":
+        return [(_unit_of_hour(s, "day"), seg, s, e) for s, e, seg, _ in period_cuts(period, bounds, True)]
+    pts = sorted({period.h0, period.h1, *bounds, *_month_bounds(period)})
+    return [(_unit_of_hour(a, "month"), sum(1 for x in bounds if a >= x), a, b) for a, b in zip(pts, pts[1:])]
+
+
+def _local_text(hour_sql: str, fmt: str) -> str:
+    return f"strftime(make_timestamp((({hour_sql}) * 3600 + 28800) * 1000000), '{fmt}')"
+
+
+def _label_sql(granularity: str, as_text: bool) -> str:
+    """SQL: the interval label of a row from its start hour `ev.s` (text in +08:00, or typed for frames)."""
+    if granularity == "hour":
+        return _local_text("ev.s", "%Y-%m-%dT%H:00:00+08:00") if as_text else "to_timestamp(ev.s * 3600)"
+    if granularity == "day":
+        return _local_text("ev.s", "%Y-%m-%d") if as_text else "(DATE '1970-01-01' + CAST((ev.s + 8) // 24 AS INTEGER))"
+    return _local_text("ev.s", "%Y-%m")
+
+
+def _events_sql(model: Model, granularity: str, bounds: list[int]) -> str:
+    """CTEs `src_ev`, `pev` (events at one hour `h`) and `ev`: every (task, interval start `s`, end `e`,
+    segment, item, class, redundancy) with its exact integer sub-unit quantity `q`."""
     accel = ""
     if model.accel_gb:   # a constant per task: its quantity and amount are precomputed in _prices
         accel = """
             UNION ALL SELECT task_id, project, c, 'oss.TransferAcceleration', NULL, NULL, 0 FROM x WHERE in_period"""
-    scaled = "(ev.q * {a} + (2 * ev.q * {b} + {d}) // (2 * {d}))::DECIMAL(38,0) * 0.000000000000000001::DECIMAL(18,18)"
-    hour = ("strftime(make_timestamp(((ev.h * 3600 + 28800) * 1000000)::BIGINT), '%Y-%m-%dT%H:00:00+08:00')"
-            if hour_as_text else "to_timestamp((ev.h * 3600)::BIGINT)")
-    qexpr = scaled.format(a="p.qa", b="p.qb", d="p.qd")
-    aexpr = scaled.format(a="p.aa", b="p.ab", d="p.ad")
-    return f"""
-        WITH {source_ctes('item', model, ids=True)}, {target_ctes('item', model, ids=True)}, src_ev AS (
+    points = f"""src_ev AS (
             SELECT task_id, project, h, cls, sum(get_req) AS get_req, sum(size * ia_factor) AS ia,
                    sum(size * adr_factor) AS adr
             FROM f GROUP BY ALL
-        ), ev AS (
+        ), pev AS (
             SELECT task_id, project, h, 'oss.GetRequest' AS item, cls, NULL AS red, get_req::HUGEINT AS q
                 FROM src_ev WHERE get_req > 0
             UNION ALL SELECT task_id, project, h, 'oss.IaRetrieval', NULL, NULL, ia FROM src_ev WHERE ia > 0
@@ -94,45 +165,88 @@ def _lines_sql(model: Model, bounds: list[int], hour_as_text: bool, selectors: b
             UNION ALL SELECT task_id, project, c, 'oss.PutRequest', cls, NULL, put FROM x
                 WHERE in_period AND status = 'Succeeded' AND put > 0
             {accel}
+            UNION ALL SELECT task_id, project, d, 'oss.EarlyDeletion', cls, red, bb * (min_hours - (d - c)) FROM x
+                WHERE stored AND d IS NOT NULL AND d >= $h0 AND d < $h1 AND d - c < min_hours
+        )"""
+    if granularity == "hour":
+        return points + f""", hev AS (
+            SELECT * FROM pev
             UNION ALL SELECT task_id, project, hh, 'oss.Storage', cls, red, bb
                 FROM (SELECT *, unnest(range(greatest(c, $h0), least(coalesce(d, $h1), $h1))) AS hh FROM x
                       WHERE stored AND c < $h1 AND coalesce(d, $h1) > $h0)
-            UNION ALL SELECT task_id, project, d, 'oss.EarlyDeletion', cls, red, bb * (min_hours - (d - c)) FROM x
-                WHERE stored AND d IS NOT NULL AND d >= $h0 AND d < $h1 AND d - c < min_hours
-        )
-        SELECT ev.task_id, ev.project, {hour} AS hour, ev.item,
+        ), ev AS (
+            SELECT task_id, project, h AS s, h + 1 AS e, {segment_sql('h', bounds)} AS seg, item, cls, red, q
+            FROM hev
+        )"""
+    return points + f""", ev AS (
+            SELECT p.task_id, p.project, k.s, k.e, k.seg, p.item, p.cls, p.red, p.q
+            FROM pev p JOIN _lcuts k ON k.u = {_unit_sql('p.h', granularity)} AND k.seg = {segment_sql('p.h', bounds)}
+            UNION ALL
+            SELECT x.task_id, x.project, k.s, k.e, k.seg, 'oss.Storage', x.cls, x.red,
+                   x.bb * (least(coalesce(x.d, $h1), k.e) - greatest(x.c, k.s))
+            FROM x JOIN _lcuts k ON x.c < k.e AND coalesce(x.d, $h1) > k.s
+            WHERE x.stored
+        )"""
+
+
+def _lines_sql(model: Model, bounds: list[int], hour_as_text: bool, selectors: bool = False,
+               granularity: str = "hour") -> str:
+    """One row per task, interval, segment and item (exact integer sub-unit quantities, then scaled DECIMALs),
+    in a total order (interval, project, task, item, class, redundancy) so that two runs write identical files.
+    `selectors`: also the price selectors `storage_class` and `redundancy` (for the FOCUS export)."""
+    scaled = "(ev.q * {a} + (2 * ev.q * {b} + {d}) // (2 * {d}))::DECIMAL(38,0) * 0.000000000000000001::DECIMAL(18,18)"
+    qexpr = scaled.format(a="p.qa", b="p.qb", d="p.qd")
+    aexpr = scaled.format(a="p.aa", b="p.ab", d="p.ad")
+    if hour_as_text:
+        start = _local_text("ev.s", "%Y-%m-%dT%H:00:00+08:00")
+        end = _local_text("ev.e", "%Y-%m-%dT%H:00:00+08:00")
+    else:
+        start, end = "to_timestamp(ev.s * 3600)", "to_timestamp(ev.e * 3600)"
+    return f"""
+        WITH {source_ctes('item', model, ids=True)}, {target_ctes('item', model, ids=True)},
+        {_events_sql(model, granularity, bounds)}
+        SELECT ev.task_id, ev.project, {_label_sql(granularity, hour_as_text)} AS "{granularity}",
+               {start} AS charge_start, {end} AS charge_end, ev.item,
                coalesce(p.fixed_q, {qexpr}) AS quantity,
                p.unit, p.unit_price, p.currency,
                coalesce(p.fixed_amount, {aexpr}) AS amount,
                p.price_source{", p.cls AS storage_class, p.red AS redundancy" if selectors else ""}
         FROM ev JOIN _prices p ON p.item = ev.item AND p.cls IS NOT DISTINCT FROM ev.cls
-                               AND p.red IS NOT DISTINCT FROM ev.red AND p.seg = {segment_sql('ev.h', bounds)}
-        ORDER BY ev.h, ev.project, ev.task_id, ev.item, ev.cls NULLS FIRST, ev.red NULLS FIRST"""
+                               AND p.red IS NOT DISTINCT FROM ev.red AND p.seg = ev.seg
+        ORDER BY ev.s, ev.project, ev.task_id, ev.item, ev.cls NULLS FIRST, ev.red NULLS FIRST"""
 
 
-def lines_query(store, period, settings, prices_file, hour_as_text, selectors=False):
-    """(SQL, parameters) of the charge lines of `period` on `store`'s connection (run it under the store's
-    lock; it relies on the temp tables this call creates). `hour_as_text`: hours as `...+08:00` strings."""
+def lines_query(store, period, settings, prices_file, hour_as_text, selectors=False, granularity="hour"):
+    """(SQL, parameters) of the charge lines of `period` at `granularity` on `store`'s connection (run it under
+    the store's lock; it relies on the temp tables this call creates). `hour_as_text`: times as `...+08:00`
+    strings (CSV), else typed (timestamps, dates) for DataFrames and Parquet."""
+    check_granularity(granularity)
     settings, book, model, bounds = pricing_context(store, period, settings, prices_file)
     con = store._con
     agg = aggregate(con, model, period, "item", bounds)
     priced = price_aggregate(agg, model, book, period, bounds)
     _price_table(con, priced, book.currency, model.accel_gb)
     params = setup_tables(con, model, period, period_cuts(period, bounds, False))
-    sql = _lines_sql(model, bounds, hour_as_text, selectors)
+    con.execute("CREATE OR REPLACE TEMP TABLE _lcuts (u BIGINT, seg INTEGER, s BIGINT, e BIGINT)")
+    if granularity != "hour":
+        con.executemany("INSERT INTO _lcuts VALUES (?, ?, ?, ?)", line_cuts(period, bounds, granularity))
+    sql = _lines_sql(model, bounds, hour_as_text, selectors, granularity)
     return sql, {k: v for k, v in params.items() if f"${k}" in sql}
 
 
-def write_lines(store, period: Period, out, *, fmt: str = "csv", settings=None, prices_file=None) -> int:
-    """Write the charge lines (CSV or Parquet) to `out` (CSV to stdout when `out` is None); return the count."""
+def write_lines(store, period: Period, out, *, fmt: str = "csv", settings=None, prices_file=None,
+                granularity: str = "day") -> int:
+    """Write the charge lines at `granularity` (CSV or Parquet) to `out` (CSV to stdout when `out` is None or
+    "-"); return the number of lines."""
     with store._lock, memory_limit(store._con):
-        sql, params = lines_query(store, period, settings, prices_file, hour_as_text=(fmt == "csv"))
+        sql, params = lines_query(store, period, settings, prices_file, hour_as_text=(fmt == "csv"),
+                                  granularity=granularity)
         con = store._con
-        if out is None:   # CSV to stdout, streamed in batches
+        if out is None or out == "-":   # CSV to stdout, streamed in batches
             import sys
             cur = con.execute(sql, params)
             w = csvsafe.writer(sys.stdout, lineterminator="\n")
-            w.writerow(LINE_COLUMNS)
+            w.writerow(line_columns(granularity))
             n = 0
             while rows := cur.fetchmany(50_000):
                 w.writerows(["" if v is None else v for v in r] for r in rows)
@@ -151,4 +265,4 @@ def write_lines(store, period: Period, out, *, fmt: str = "csv", settings=None, 
 
 _lines_query = lines_query   # the name outputs.focus imports
 
-__all__ = ["LINE_COLUMNS", "lines_query", "write_lines"]
+__all__ = ["GRANULARITIES", "LINE_COLUMNS", "check_granularity", "line_columns", "lines_query", "write_lines"]
