@@ -33,10 +33,12 @@ def run(store_path, *args, **kw):
     return CliRunner().invoke(main, ["--store", str(store_path), *args], **kw)
 
 
-def test_json_is_an_array_of_objects_with_the_documented_keys(store_path):
+def test_json_has_a_format_version_and_objects_with_the_documented_keys(store_path):
     result = run(store_path, "tasks", "--format", "json")
     assert result.exit_code == 0, result.output
-    tasks = json.loads(result.output)
+    doc = json.loads(result.output)
+    assert doc["format_version"] == 1
+    tasks = doc["tasks"]
     assert len(tasks) == 9
     assert all(list(t) == JSON_KEYS for t in tasks)
     first = tasks[0]
@@ -51,7 +53,7 @@ def test_json_is_an_array_of_objects_with_the_documented_keys(store_path):
 
 
 def test_html_in_tags_and_user_data_is_output_unchanged(store_path):
-    tasks = json.loads(run(store_path, "tasks", "--project", "proj-x", "--format", "json").output)
+    tasks = json.loads(run(store_path, "tasks", "--project", "proj-x", "--format", "json").output)["tasks"]
     raw = json.loads((FIX / "script_in_tags.json").read_text())["Tasks"][0]
     assert tasks[0]["tags"] == raw["Tags"] and tasks[0]["user_data"] == raw["UserData"]
 
@@ -67,7 +69,7 @@ def test_html_in_tags_and_user_data_is_output_unchanged(store_path):
 def test_filters_select_tasks(store_path, args, count):
     result = run(store_path, "tasks", "--format", "json", *args)
     assert result.exit_code == 0, result.output
-    assert len(json.loads(result.output)) == count
+    assert len(json.loads(result.output)["tasks"]) == count
 
 
 def test_a_time_without_offset_is_exit_2(store_path):
@@ -95,7 +97,7 @@ def test_table_lists_tasks_and_a_count(store_path):
 
 def test_the_store_path_can_come_from_the_environment(store_path):
     result = CliRunner().invoke(main, ["tasks", "--format", "json"], env={"COSTKIT_STORE": str(store_path)})
-    assert result.exit_code == 0 and len(json.loads(result.output)) == 9
+    assert result.exit_code == 0 and len(json.loads(result.output)["tasks"]) == 9
 
 
 def test_tasks_without_a_store_is_exit_2_and_creates_nothing(tmp_path):
@@ -112,7 +114,9 @@ def test_coverage_json_lists_windows_and_gaps_per_project(store_path):
         s.finish_run(run_id, pages=2, new=0, updated=0, unchanged=3, errors=[], ok=True)
     result = run(store_path, "coverage", "--project", "proj-a", "--format", "json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    doc = json.loads(result.output)
+    assert doc["format_version"] == 1
+    rows = doc["coverage"]
     assert rows[0] == {"region": "cn-hangzhou", "project": "proj-a", "kind": "collected",
                        "start": "2026-11-19T00:00:00+00:00", "end": "2026-11-20T03:00:00+00:00",
                        "via": "collect+import", "note": None}
@@ -120,9 +124,12 @@ def test_coverage_json_lists_windows_and_gaps_per_project(store_path):
 
 
 def test_coverage_table_names_each_project(store_path):
-    result = run(store_path, "coverage")
+    result = run(store_path, "coverage", "--wide")
     assert result.exit_code == 0
     assert result.output.splitlines()[0].split() == ["REGION", "PROJECT", "KIND", "START", "END", "VIA", "NOTE"]
+    narrow = run(store_path, "coverage").output
+    assert max(len(line) for line in narrow.splitlines()) <= 100 < max(len(line) for line in result.output.splitlines())
+    assert "NOTE" in narrow and "+08:00" in narrow and "+00:00" not in narrow
     for project in ("proj-a", "proj-b", "proj-c", "proj-x"):
         assert project in result.output
 

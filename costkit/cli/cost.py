@@ -5,7 +5,8 @@ import sys
 
 import click
 
-from costkit.cli.paths import check_writable, store_path
+from costkit.cli.conventions import info, quiet, quiet_option, store_option, wide_option
+from costkit.cli.paths import OUT_HELP, check_writable, store_path
 
 from costkit.core.errors import BadInput
 
@@ -31,10 +32,18 @@ def register(group: click.Group) -> None:
     @SETTINGS_OPTION
     @SITE_OPTION
     @PRICES_OPTION
+    @store_option
+    @quiet_option
     @click.pass_context
     def inventory_cmd(ctx, region, endpoint, concurrency, max_age, settings_file, site, prices_file):
         """Read size, class, Last-Modified and restore state of every source and target the stored tasks
-        reference (credentials: the Alibaba Cloud default chain); cache them in the store."""
+        reference (credentials: the Alibaba Cloud default chain); cache them in the store.
+
+        \b
+        Examples:
+          costkit inventory --store history.duckdb --region cn-hangzhou
+          costkit inventory --max-age 7 --concurrency 16 -q
+        """
         from costkit.engine.inventory import run_inventory
         from costkit.sources.oss.inventory import parse_max_age
         from costkit.model.settings import load_settings
@@ -45,7 +54,7 @@ def register(group: click.Group) -> None:
         settings = load_settings(settings_file, site=site)
         extra = dict((ctx.obj or {}).get("inventory_kwargs") or {})  # test seam: keys, retry policy
         progress = None
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and not quiet(ctx):
             def progress(done, total):
                 click.echo(f"\rinventory: {done}/{total} jobs", err=True, nl=False)
         with Store.open(store_path(ctx, create=False), create=False) as store:
@@ -56,7 +65,7 @@ def register(group: click.Group) -> None:
             click.echo("", err=True)
         for w in summary.warnings:
             click.echo(f"costkit: warning: {w}", err=True)
-        click.echo(summary.line())
+        info(summary.line())
 
     @group.command("cost")
     @click.option("--month", help="Billing month YYYY-MM (Asia/Shanghai).")
@@ -65,17 +74,25 @@ def register(group: click.Group) -> None:
     @click.option("--by", "by", default="item", show_default=True, help="item, day, project or tag:KEY.")
     @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default=None,
                   help="table, json or csv (report); csv or parquet with --lines. Default: table / csv.")
-    @click.option("--out", type=str, help="Write here instead of stdout.")
+    @click.option("--out", type=str, help=OUT_HELP)
     @click.option("--lines", is_flag=True, help="Write the charge lines: one row per task x item x billing day "
                                                "(Asia/Shanghai) x price segment.")
-    @click.option("--granularity", type=click.Choice(["hour", "day", "month"]), default="day", show_default=True,
-                  help="The interval of a charge line (--lines).")
+    @click.option("--granularity", default="day", show_default=True,
+                  help="The interval of a charge line (--lines): hour, day or month (Asia/Shanghai).")
     @SETTINGS_OPTION
     @SITE_OPTION
     @PRICES_OPTION
+    @store_option
+    @wide_option
     @click.pass_context
     def cost_cmd(ctx, month, since, until, by, fmt, out, lines, granularity, settings_file, site, prices_file):
-        """Price the stored task history for a period with the usage model and the price book."""
+        """Price the stored task history for a period with the usage model and the price book.
+
+        \b
+        Examples:
+          costkit cost --store history.duckdb --month 2025-09 --by project
+          costkit cost --month 2025-09 --lines --format parquet --out lines.parquet
+        """
         from costkit.engine.history import price_history
         from costkit.engine.lines import write_lines
         from costkit.engine.period import parse_by, parse_period
@@ -84,7 +101,9 @@ def register(group: click.Group) -> None:
         from costkit.store.db import Store
         from costkit.outputs.files import write_output
 
-        check_writable(out)
+        from costkit.engine.lines import check_granularity
+        out = check_writable(out)
+        check_granularity(granularity)
         period = parse_period(month, since, until)
         group_by = parse_by(by)
         settings = load_settings(settings_file, site=site)
@@ -92,9 +111,8 @@ def register(group: click.Group) -> None:
             fmt = fmt or "csv"
             if fmt not in ("csv", "parquet"):
                 raise BadInput("--lines writes csv or parquet", field="--format")
-            if not out:
-                if fmt == "parquet":
-                    raise BadInput("parquet needs --out PATH", field="--out")
+            if not out and fmt == "parquet":
+                raise BadInput("parquet needs --out PATH (it is binary; not stdout)", field="--out")
         else:
             fmt = fmt or "table"
             if fmt == "parquet":

@@ -27,6 +27,8 @@ COMMAND_MODULES = [
 
 class _Group(click.Group):
     def invoke(self, ctx):
+        from costkit.outputs.text import set_table_width
+        set_table_width(100)   # `--wide` on the command lifts it
         try:
             return super().invoke(ctx)
         except CostkitError as e:
@@ -43,7 +45,20 @@ class _Group(click.Group):
 @click.version_option(package_name="costkit")
 @click.pass_context
 def main(ctx, store_path):
-    """What an IMM image-splicing workload costs, and whether the bill is right."""
+    """What an IMM image-splicing workload costs, and whether the bill is right.
+
+    Options of this group (--store) go before or after the command. Times are shown in Asia/Shanghai
+    (+08:00); dates mean 00:00 there. `-` is stdout for --out and stdin for a scenario.
+
+    \b
+    Examples:
+      costkit estimate scenario.yaml --format html --out forecast.html
+      costkit tasks --store history.duckdb --since 2025-08-01 --status succeeded
+
+    \b
+    Shell completion (bash; zsh and fish alike, with zsh_source / fish_source):
+      eval "$(_COSTKIT_COMPLETE=bash_source costkit)"
+    """
     ctx.ensure_object(dict)
     ctx.obj["store_path"] = store_path
 

@@ -29,12 +29,13 @@ def _existing_ancestor(p: Path) -> Path:
 
 
 def check_writable(path, option: str = "--out", *, verb: str = "write") -> str | None:
-    """`path` when a file can be written there (created with its folders, or replaced); None for None.
+    """`path` when a file can be written there (created with its folders, or replaced); None for None and
+    for `-` (stdout).
 
     Refused: a directory; a parent that is a file; a folder we may not write; an existing read-only file
     (no write bit: it is not silently replaced; remove it or make it writable).
     """
-    if path is None:
+    if path is None or path == "-":
         return None
     p = Path(path)
     if p.is_dir():
@@ -77,4 +78,4 @@ def store_path(ctx: click.Context, *, create: bool = True) -> str:
     return check_store(ctx.find_root().obj["store_path"], create=create)
 
 
-OUT_HELP = "Write here instead of stdout."
+OUT_HELP = "Write here instead of stdout (`-`: stdout)."

@@ -103,3 +103,11 @@ def parse_instant_or_date(value, *, field: str = "timestamp") -> datetime:
             raise BadInput(f"not a date: {value!r}", field=field) from None
         return check_year(dt, field=field, raw=value)
     return parse_instant(text, field=field)
+
+
+def show_time(value) -> str:
+    """An aware instant (datetime or pandas Timestamp) as a person reads it: Asia/Shanghai, whole seconds,
+    `2025-09-10 08:30:05+08:00`; "" for None/NaT. JSON keeps full ISO instants (`iso`)."""
+    if value is None or value != value:   # NaT is not equal to itself
+        return ""
+    return value.astimezone(SHANGHAI).replace(microsecond=0).isoformat(sep=" ")

@@ -9,8 +9,8 @@ from costkit.core.errors import BadInput
 
 def write_output(text: str, out: str | None) -> None:
     """Write `text` to `out` (creating folders; a temporary file renamed into place, so a reader never sees
-    half a report), or to stdout when `out` is None."""
-    if out:
+    half a report), or to stdout when `out` is None or `-`."""
+    if out and out != "-":
         p = Path(out)
         tmp = p.with_name(p.name + ".tmp")
         try:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from costkit.store.values import aware, none_for_missing, present, py_dt, utc_now
+from costkit.core.timeutil import show_time
 
 IMM_RETENTION = timedelta(days=7)
 
@@ -168,5 +169,5 @@ def _gap_note(start: datetime, end: datetime, now: datetime) -> str:
     if end <= horizon:
         return "older than IMM's 7-day retention: tasks in it may be lost"
     if start < horizon:
-        return f"partly older than IMM's 7-day retention: tasks before {horizon.isoformat()} may be lost"
+        return f"partly older than IMM's 7-day retention: tasks before {show_time(horizon)} may be lost"
     return "not collected yet; still within IMM's 7-day retention"
