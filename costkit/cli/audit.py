@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from costkit.cli.paths import check_writable, store_path
+from costkit.cli.conventions import info, quiet_option, store_option
+from costkit.cli.paths import OUT_HELP, check_writable, store_path
 
 from costkit.core.errors import VarianceOutOfTolerance
 from costkit.cli.bills import MAPPING_OPTION
@@ -18,17 +19,25 @@ from costkit.cli.cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
               help="Absolute tolerance floor in the bill's currency: an item is within tolerance when "
                    "|variance| <= max(tolerance x |expected|, floor).")
 @click.option("--format", "fmt", type=click.Choice(["html", "json", "csv"]), default="html", show_default=True)
-@click.option("--out", type=str, help="Write here instead of stdout.")
+@click.option("--out", type=str, help=OUT_HELP)
 @click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
 @PRICES_OPTION
 @SETTINGS_OPTION
 @SITE_OPTION
 @MAPPING_OPTION
+@store_option
+@quiet_option
 @click.pass_context
 def audit_cmd(ctx, month, tolerance, floor, fmt, out, source, prices_file, settings_file, site, mapping_file):
     """Reconcile a month's bill with the stored task history: variances per day and item, explained.
 
-    Exit 0 when every item is within tolerance, 3 when one is not (the report is written first)."""
+    Exit 0 when every item is within tolerance, 3 when one is not (the report is written first).
+
+    \b
+    Examples:
+      costkit audit --store history.duckdb --month 2025-09 --out audit-2025-09.html
+      costkit audit --month 2025-09 --format json --out - -q | jq .total
+    """
     from costkit.audit.reconcile import build_audit
     from costkit.audit.tolerance import parse_floor, parse_tolerance
     from costkit.outputs.audit import render_audit
@@ -37,7 +46,7 @@ def audit_cmd(ctx, month, tolerance, floor, fmt, out, source, prices_file, setti
     from costkit.core.timeutil import parse_month
     from costkit.outputs.files import write_output
 
-    check_writable(out)
+    out = check_writable(out)
     parse_month(month, field="--month")
     tol, fl = parse_tolerance(tolerance), parse_floor(floor)
     settings = load_settings(settings_file, site=site)
@@ -46,9 +55,9 @@ def audit_cmd(ctx, month, tolerance, floor, fmt, out, source, prices_file, setti
                             source=source, mapping=mapping_file)
     write_output(render_audit(model, fmt), out)
     if out:
-        click.echo(f"wrote {out}", err=True)
+        info(f"wrote {out}", err=True)
     for r in model["items"]:
-        click.echo(f"{r['item']}: billed {r['billed_net']}, expected {r['expected']}, variance {r['variance']} "
+        info(f"{r['item']}: billed {r['billed_net']}, expected {r['expected']}, variance {r['variance']} "
                    f"{model['currency']} ({r['status']}): {r['explanation']}", err=True)
     if model["out_of_tolerance"]:
         raise VarianceOutOfTolerance(

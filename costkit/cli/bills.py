@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import click
 
-from costkit.cli.paths import check_writable, store_path
+from costkit.cli.conventions import info, quiet_option, store_option, wide_option
+from costkit.cli.paths import OUT_HELP, check_writable, store_path
 
 from costkit.core.errors import BadInput
 from costkit.core.timeutil import parse_month
 from costkit.cli.cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
+
+BILL_LINES_FORMAT_VERSION = 1   # of the `bill-lines` JSON
 
 MAPPING_OPTION = click.option("--mapping", "mapping_file", type=str,
                               help="Bill mapping file (default: the bundled costkit/data/bill-mapping.yaml).")
@@ -29,9 +32,9 @@ def _report_unmapped(store, summary, mapping_file) -> None:
         if frame.empty:
             continue
         n_un = int((~frame["mapped"]).sum())
-        click.echo(f"{month}: {len(frame) - n_un} lines mapped to costkit items, {n_un} unmapped")
+        info(f"{month}: {len(frame) - n_un} lines mapped to costkit items, {n_un} unmapped")
         for text in unmapped_summary(frame):
-            click.echo(f"  unmapped: {text}")
+            info(f"  unmapped: {text}")
 
 
 @click.command("import-bill")
@@ -40,11 +43,19 @@ def _report_unmapped(store, summary, mapping_file) -> None:
                               "the file holds).")
 @click.option("--currency", help="Currency when the file has no Currency/币种 column (CNY, USD).")
 @MAPPING_OPTION
+@store_option
+@quiet_option
 @click.pass_context
 def import_bill_cmd(ctx, file, month, currency, mapping_file):
     """Import a console bill-details CSV (UTF-8, UTF-8 with BOM or GB18030; Chinese or English headers).
 
-    Importing a month again from the same source replaces it."""
+    Importing a month again from the same source replaces it.
+
+    \b
+    Examples:
+      costkit import-bill --store history.duckdb bill-2025-09.csv
+      costkit import-bill bill.csv --month 2025-09 --currency CNY -q
+    """
     from costkit.sources.bills.mapping import load_mapping
     from costkit.store.bills import import_bill_csv
     from costkit.store.db import Store
@@ -54,7 +65,7 @@ def import_bill_cmd(ctx, file, month, currency, mapping_file):
         load_mapping(mapping_file)  # bad mapping: fail before touching the store
     with Store.open(store_path(ctx)) as store:
         summary = import_bill_csv(store, file, month=month, currency=currency)
-        click.echo(summary.line())
+        info(summary.line())
         _report_unmapped(store, summary, mapping_file)
 
 
@@ -68,10 +79,18 @@ def import_bill_cmd(ctx, file, month, currency, mapping_file):
 @click.option("--region", default="cn-hangzhou", show_default=True,
               help="Region id for the SDK client (ap-southeast-1 etc. selects the international site).")
 @MAPPING_OPTION
+@store_option
+@quiet_option
 @click.pass_context
 def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
     """Fetch a month's daily billing-item lines with BSS OpenAPI DescribeInstanceBill and store them
-    (credentials: the Alibaba Cloud default chain). Fetching a month again replaces it."""
+    (credentials: the Alibaba Cloud default chain). Fetching a month again replaces it.
+
+    \b
+    Examples:
+      costkit fetch-bill --store history.duckdb --month 2025-09
+      costkit fetch-bill --month 2025-09 --product-code imm --product-code oss -q
+    """
     from costkit.sources.bills.mapping import load_mapping
     from costkit.store.bills import fetch_bill
     from costkit.sources.endpoint import parse_endpoint
@@ -85,7 +104,7 @@ def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
     extra = dict((ctx.obj or {}).get("fetch_bill_kwargs") or {})
     with Store.open(store_path(ctx)) as store:
         summary = fetch_bill(store, month, endpoint=endpoint, product_codes=product_codes, region=region, **extra)
-        click.echo(summary.line())
+        info(summary.line())
         _report_unmapped(store, summary, mapping_file)
 
 
@@ -94,17 +113,25 @@ def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
 @click.option("--source", help="Bill source (csv, api, csv:<account>...); default: the latest import.")
 @click.option("--unmapped", "only_unmapped", is_flag=True, help="Only the lines no mapping rule matched.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--out", type=str, help="Write here instead of stdout.")
+@click.option("--out", type=str, help=OUT_HELP)
 @MAPPING_OPTION
+@store_option
+@wide_option
 @click.pass_context
 def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
-    """Show the stored bill lines of a month with their costkit item (mapped or not)."""
+    """Show the stored bill lines of a month with their costkit item (mapped or not).
+
+    \b
+    Examples:
+      costkit bill-lines --store history.duckdb --month 2025-09 --unmapped
+      costkit bill-lines --month 2025-09 --format csv --out lines.csv
+    """
     from costkit.store.bills import mapped_bill
     from costkit.outputs.text import text_table, to_json
     from costkit.store.db import Store
     from costkit.outputs.files import write_output
 
-    check_writable(out)
+    out = check_writable(out)
     _month(month)
     with Store.open(store_path(ctx, create=False), create=False) as store:
         frame = mapped_bill(store, month, source=source, mapping=mapping_file)
@@ -115,7 +142,7 @@ def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
             "redundancy", "quantity", "quantity_unit", "note"]
     rows = [[_cell(r.get(c)) for c in cols] for r in frame.to_dict("records")]
     if fmt == "json":
-        text = to_json({"month": month, "lines": [dict(zip(cols, r)) for r in rows]})
+        text = to_json({"format_version": BILL_LINES_FORMAT_VERSION, "month": month, "lines": [dict(zip(cols, r)) for r in rows]})
     elif fmt == "csv":
         import io
 
@@ -145,19 +172,26 @@ def _cell(v):
 
 @click.command("learn")
 @click.option("--month", required=True, help="Billing month YYYY-MM whose stored bill lines to learn from.")
-@click.option("--out", type=str, help="Write the overlay here (default: stdout).")
+@click.option("--out", type=str, help="Write the overlay here (default, or `-`: stdout).")
 @click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
 @MAPPING_OPTION
+@store_option
 @click.pass_context
 def prices_learn_cmd(ctx, month, out, source, mapping_file):
     """Derive unit prices from a month's bill lines into a user price overlay (confidence: bill).
 
-    Use the file with --prices; this is how the unknown ImageSplicing price gets filled in."""
+    Use the file with --prices; this is how the unknown ImageSplicing price gets filled in.
+
+    \b
+    Examples:
+      costkit prices learn --store history.duckdb --month 2025-09 --out learnt.yaml
+      costkit estimate scenario.yaml --prices learnt.yaml
+    """
     from costkit.prices.learn import learn_prices
     from costkit.store.db import Store
     from costkit.outputs.files import write_output
 
-    check_writable(out)
+    out = check_writable(out)
     _month(month)
     with Store.open(store_path(ctx, create=False), create=False) as store:
         result = learn_prices(store, month, source=source, mapping=mapping_file)
@@ -188,12 +222,19 @@ def prices_learn_cmd(ctx, month, out, source, mapping_file):
 @PRICES_OPTION
 @SETTINGS_OPTION
 @SITE_OPTION
+@store_option
 @click.pass_context
 def export_cmd(ctx, month, schema, fmt, out, source, csv_raw, mapping_file, prices_file, settings_file, site):
     """Write a month's charges for finance dashboards: FOCUS 1.2 columns (or costkit's own), CSV or Parquet.
 
     Billed charges come from the stored bill lines (x_costkit_source=billed), expected charges from the cost
-    engine, summed per day x item x class x project x tags (x_costkit_source=expected)."""
+    engine, summed per day x item x class x project x tags (x_costkit_source=expected).
+
+    \b
+    Examples:
+      costkit export --store history.duckdb --month 2025-09 --out focus-2025-09.csv
+      costkit export --month 2025-09 --format parquet --out focus.parquet
+    """
     from costkit.core.csvsafe import raw_csv
     from costkit.outputs.focus import export_month
     from costkit.model.settings import load_settings

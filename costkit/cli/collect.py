@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from costkit.cli.conventions import info, quiet, quiet_option, store_option
 from costkit.cli.paths import store_path
 
 from costkit.sources.imm.collect import DEFAULT_CONCURRENCY
@@ -28,10 +29,18 @@ def register(group: click.Group) -> None:
                                      "default imm.<region>.aliyuncs.com.")
     @click.option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, show_default=True,
                   help="ListTasks slices fetched in parallel.")
+    @store_option
+    @quiet_option
     @click.pass_context
     def collect_cmd(ctx, region, projects, all_projects, since, until, endpoint, concurrency):
         """Collect ImageSplicing tasks from IMM ListTasks into the store (credentials: the Alibaba Cloud
-        default chain, e.g. ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET)."""
+        default chain, e.g. ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET).
+
+        \b
+        Examples:
+          costkit collect --store history.duckdb --region cn-hangzhou --all-projects -q
+          costkit collect --region cn-hangzhou --project photos --since 2025-09-01 --until 2025-09-02
+        """
         from costkit.sources.imm.collect import collect
         from costkit.store.db import Store
 
@@ -40,7 +49,7 @@ def register(group: click.Group) -> None:
             raise BadInput(f"must be at least 1, got {concurrency}", field="--concurrency")
         # Test seam: tests pass static test keys and a fast retry policy through the context object.
         extra = dict((ctx.obj or {}).get("collect_kwargs") or {})
-        progress = _progress_line() if sys.stderr.isatty() else None
+        progress = _progress_line() if sys.stderr.isatty() and not quiet(ctx) else None
         with Store.open(store_path(ctx)) as store:
             summary = collect(store, region=region, projects=list(projects), all_projects=all_projects,
                               since=since_dt, until=until_dt, endpoint=endpoint, concurrency=concurrency,
@@ -53,7 +62,7 @@ def register(group: click.Group) -> None:
             if p.errors:
                 click.echo(f"costkit: warning: {p.project}: {len(p.errors)} problem(s), first: {p.errors[0]}",
                            err=True)
-        click.echo(summary.line())
+        info(summary.line())
 
 
 def _progress_line():

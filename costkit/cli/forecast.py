@@ -6,16 +6,28 @@ from pathlib import Path
 
 import click
 
-from costkit.cli.paths import check_writable
+from costkit.cli.conventions import info, quiet_option, wide_option
+from costkit.cli.paths import OUT_HELP, check_writable
 
 from costkit.engine.forecast import estimate
 from costkit.prices.book import CURRENCIES, check_book, load_price_book
 from costkit.outputs.text import forecast_csv, forecast_text, text_table, to_json
-from costkit.core.timeutil import SHANGHAI, parse_instant
+from costkit.core.timeutil import SHANGHAI, parse_instant_or_date, show_time
 from costkit.outputs.files import write_output
 
 PRICES_OPTION = click.option("--prices", "prices_file", type=str,
                              help="User price file (same schema as the price books) on top of the bundled book.")
+
+
+PRICES_FORMAT_VERSION = 1   # of the `prices` JSON
+
+
+def scenario_arg(scenario: str):
+    """The SCENARIO argument: a path, or `-` for YAML on stdin (a Scenario named <stdin>)."""
+    if scenario != "-":
+        return scenario
+    from costkit.model.scenario import load_scenario_text
+    return load_scenario_text(click.get_text_stream("stdin").read(), "<stdin>")
 
 
 def render_forecast(model: dict, fmt: str) -> str:
@@ -34,11 +46,18 @@ def render_forecast(model: dict, fmt: str) -> str:
 @PRICES_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
               show_default=True)
-@click.option("--out", type=str, help="Write here instead of stdout.")
+@click.option("--out", type=str, help=OUT_HELP)
+@wide_option
 def estimate_cmd(scenario, prices_file, fmt, out):
-    """Forecast a workload SCENARIO (YAML) month by month."""
-    check_writable(out)
-    model = estimate(scenario, prices_file)
+    """Forecast a workload SCENARIO (YAML; `-` reads it from stdin) month by month.
+
+    \b
+    Examples:
+      costkit estimate migration.yaml --format html --out forecast.html
+      cat migration.yaml | costkit estimate - --format json
+    """
+    out = check_writable(out)
+    model = estimate(scenario_arg(scenario), prices_file)
     write_output(render_forecast(model, fmt), out)
     if out:
         click.echo(f"wrote {out}", err=True)
@@ -46,26 +65,33 @@ def estimate_cmd(scenario, prices_file, fmt, out):
 
 @click.group("prices", invoke_without_command=True)
 @click.option("--site", type=click.Choice(sorted(CURRENCIES)), default="cn", show_default=True)
-@click.option("--at", "at", help="Instant (ISO 8601 with offset); default now.")
+@click.option("--at", "at", help="Instant (ISO 8601 with offset) or date (00:00 Asia/Shanghai); default now.")
 @PRICES_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@wide_option
 @click.pass_context
 def prices_group(ctx, site, at, prices_file, fmt):
-    """Show the effective price book with confidence and sources."""
+    """Show the effective price book with confidence and sources.
+
+    \b
+    Examples:
+      costkit prices --at 2025-07-28 --site cn
+      costkit prices --at 2025-07-28T11:00:00+08:00 --prices contract.yaml --format json
+    """
     if ctx.invoked_subcommand is not None:
         return
     from datetime import datetime
-    instant = parse_instant(at, field="--at") if at else datetime.now(SHANGHAI)
+    instant = parse_instant_or_date(at, field="--at") if at else datetime.now(SHANGHAI)
     book = load_price_book(site, prices_file=prices_file)
     entries = book.effective(instant)
     if fmt == "json":
-        click.echo(to_json({"site": site, "currency": book.currency, "at": instant.isoformat(),
+        click.echo(to_json({"format_version": PRICES_FORMAT_VERSION, "site": site, "currency": book.currency, "at": instant.isoformat(),
                             "book": {"name": book.name, "version": book.version},
                             "entries": [e.to_dict() for e in entries]}), nl=False)
         return
     rows = [[e.item, ",".join(f"{k}={v}" for k, v in e.selectors), "unknown" if e.price is None else str(e.price),
              f"{e.currency}/{e.unit}", e.confidence, e.layer, e.source] for e in entries]
-    click.echo(f"Price book {book.name} {book.version} ({book.currency}) at {instant.isoformat()}")
+    click.echo(f"Price book {book.name} {book.version} ({book.currency}) at {show_time(instant)}")
     click.echo(text_table(["item", "selectors", "price", "unit", "confidence", "layer", "source"], rows,
                           right={2}), nl=False)
 
@@ -73,7 +99,13 @@ def prices_group(ctx, site, at, prices_file, fmt):
 @prices_group.command("check")
 @click.argument("files", nargs=-1, required=True, type=str)
 def prices_check(files):
-    """Validate price book FILES; list every problem with file and line (exit 2 if any)."""
+    """Validate price book FILES; list every problem with file and line (exit 2 if any).
+
+    \b
+    Examples:
+      costkit prices check contract.yaml
+      costkit prices check costkit/prices/*.yaml
+    """
     problems = []
     for f in files:
         found = check_book(f)
@@ -88,30 +120,37 @@ def prices_check(files):
 
 @click.command("demo")
 @click.option("--out-dir", default="demo-output", show_default=True, type=click.Path(file_okay=False))
+@quiet_option
 def demo_cmd(out_dir):
     """Run the embedded example: forecast the bundled scenario, then audit a SYNTHETIC month end to end
-    (local IMM and BSS servers on 127.0.0.1, real SDKs, planted discrepancies) and write the reports."""
+    (local IMM and BSS servers on 127.0.0.1, real SDKs, planted discrepancies) and write the reports.
+
+    \b
+    Examples:
+      costkit demo
+      costkit demo --out-dir /tmp/costkit-demo -q
+    """
     import importlib.resources
     scenario = Path(str(importlib.resources.files("costkit") / "data" / "demo-scenario.yaml"))
     model = estimate(scenario)
-    click.echo(forecast_text(model), nl=False)
+    info(forecast_text(model), nl=False)
     out = Path(out_dir) / "forecast.html"
     write_output(render_forecast(model, "html"), str(out))
-    click.echo(f"Forecast report: {out.resolve()}")
+    info(f"Forecast report: {out.resolve()}")
 
     from costkit.demo.audit import MONTH, run_demo_audit
-    click.echo(f"\nSYNTHETIC audit of {MONTH}: collecting from a local IMM server with a planted collector outage, "
+    info(f"\nSYNTHETIC audit of {MONTH}: collecting from a local IMM server with a planted collector outage, "
                "fetching a synthetic bill from a local BSS server ...")
     audit = run_demo_audit(out_dir)
-    click.echo(audit.collection_line)
+    info(audit.collection_line)
     for w in audit.warnings:
         click.echo(f"costkit: warning: {w}")
-    click.echo(audit.bill_line)
-    click.echo(f"Audit of {MONTH}: {audit.status}; planted discrepancies:")
+    info(audit.bill_line)
+    info(f"Audit of {MONTH}: {audit.status}; planted discrepancies:")
     for name, found in audit.found.items():
-        click.echo(f"  {name}: {found or 'NOT FOUND'}")
+        info(f"  {name}: {found or 'NOT FOUND'}")
     for path in (audit.html, audit.json, audit.csv):
-        click.echo(f"Audit report: {path.resolve()}")
+        info(f"Audit report: {path.resolve()}")
 
 
 def register(group: click.Group) -> None:

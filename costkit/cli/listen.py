@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import click
 
+from costkit.cli.conventions import info, quiet, quiet_option, store_option
 from costkit.core.errors import BadInput
 
 
@@ -59,11 +60,19 @@ def register(group: click.Group) -> None:
     @click.option("--dead-letter", type=click.Path(dir_okay=False),
                   help="Append undecodable messages to this JSON Lines file and delete them from the queue "
                        "(default: leave them for the queue's dead-letter policy).")
+    @store_option
+    @quiet_option
     @click.pass_context
     def listen_cmd(ctx, endpoint, queue, region, batch, wait_seconds, max_messages, until_idle, dead_letter):
         """Store IMM task notifications from an MNS queue as they arrive: each batch is committed, then
         deleted from the queue. SIGINT/SIGTERM stop after the batch in flight. Credentials: the Alibaba
-        Cloud default chain, e.g. ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET."""
+        Cloud default chain, e.g. ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET.
+
+        \b
+        Examples:
+          costkit listen --store history.duckdb --endpoint https://1234.mns.cn-hangzhou.aliyuncs.com --queue imm
+          costkit listen --endpoint https://1234.mns.cn-hangzhou.aliyuncs.com --queue imm --until-idle 60 -q
+        """
         from costkit.sources.imm.mns import QueueClient
         from costkit.sources.imm.mns_listen import Listener, ListenOptions
         from costkit.store.listen import StoreSink
@@ -80,7 +89,7 @@ def register(group: click.Group) -> None:
         client = QueueClient(endpoint, queue, wait_seconds=wait_seconds, **extra)
         opts = ListenOptions(batch=batch, wait_seconds=wait_seconds, max_messages=max_messages,
                              until_idle=until_idle, default_region=region, dead_letter=dead_letter)
-        tty = sys.stderr.isatty()
+        tty = sys.stderr.isatty() and not quiet(ctx)
         listener = Listener(client, StoreSink(ctx.obj["store_path"], queue), opts,
                             log=lambda t: click.echo(("\n" if tty else "") + f"costkit: warning: {t}", err=True),
                             progress=_progress() if tty else None)
@@ -88,4 +97,4 @@ def register(group: click.Group) -> None:
             summary = listener.run()
         if tty:
             click.echo("", err=True)
-        click.echo(summary.line())
+        info(summary.line())

@@ -5,12 +5,24 @@ pandas (sum, groupby, plot) and exact. Missing values are pd.NA.
 """
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 
 def _places(d: Decimal) -> int:
     exp = d.as_tuple().exponent
     return -exp if isinstance(exp, int) and exp < 0 else 0
+
+
+def _decimal(v) -> Decimal | None:
+    """A Decimal, or None for a missing value or a text that is not a number (e.g. "price needed")."""
+    if v is None or isinstance(v, float):   # floats are never money: only NaN (missing) reaches here
+        return None
+    if isinstance(v, Decimal):
+        return v if v.is_finite() else None
+    try:
+        return Decimal(str(v).strip())
+    except InvalidOperation:
+        return None
 
 
 def decimal_series(values, scale: int | None = None, *, index=None, name=None):
@@ -19,8 +31,7 @@ def decimal_series(values, scale: int | None = None, *, index=None, name=None):
     half-up at the 18th place)."""
     import pandas as pd
     import pyarrow as pa
-    vals = [None if v is None or v is pd.NA or (isinstance(v, float) and v != v)
-            else (v if isinstance(v, Decimal) else Decimal(str(v))) for v in values]
+    vals = [_decimal(v) for v in values]
     if scale is None:
         scale = min(18, max([_places(v) for v in vals if v is not None] or [0]))
     q = Decimal(1).scaleb(-scale)

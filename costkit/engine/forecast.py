@@ -301,19 +301,50 @@ def _sensitivity(scn, book, hz, base_total) -> list[dict]:
 
 
 def estimate(scenario, prices_file=None, *, sensitivity: bool = True) -> dict:
-    """Forecast a scenario (a Scenario or a path); returns the model dict (see `build_forecast`)."""
-    from costkit.model.scenario import load_scenario
-    scn = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    """Forecast a scenario: a Scenario, a path to its YAML, or a dict of the same keys (as the YAML reads);
+    returns the model dict (see `build_forecast`)."""
+    from costkit.model.scenario import load_scenario, parse_scenario
+    if isinstance(scenario, Scenario):
+        scn = scenario
+    elif isinstance(scenario, dict):
+        scn = parse_scenario(_typed_numbers(scenario), "scenario (dict)")
+    else:
+        scn = load_scenario(scenario)
     book = load_price_book(scn.site, prices_file=prices_file, scenario_prices=scn.prices, scenario_path=scn.path)
     return build_forecast(scn, book, sensitivity=sensitivity)
 
 
+def _typed_numbers(value):
+    """A scenario dict with each float as the decimal it was typed as (its shortest repr: 0.03 -> "0.03"),
+    so that `estimate({"monthly_growth": 0.03, ...})` reads like the YAML; never used for arithmetic."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _typed_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_typed_numbers(v) for v in value]
+    return value
+
+
 def months_frame(model: dict):
-    """The month x item table of a forecast model as a pandas DataFrame of Decimals (plus total)."""
+    """The month x item table of a forecast model as a pandas DataFrame, ready to sum and plot.
+
+    Columns: `month` (monthly Period, Asia/Shanghai billing months), `tasks` (int64), `billable_splices`
+    and one column per item plus `total`, all exact Arrow decimals (money: decimal128(38, 2) in the model's
+    currency; an item without a known price is <NA>)."""
     import pandas as pd
-    rows = [{"month": m["month"], "tasks": m["tasks"], "billable_splices": Decimal(m["billable_splices"]),
-             **{k: Decimal(v) for k, v in m["items"].items()}, "total": Decimal(m["total"])} for m in model["months"]]
-    return pd.DataFrame(rows)
+
+    from costkit.core.frames import decimal_series, money_series, month_periods
+    months = model["months"]
+    df = pd.DataFrame({"month": month_periods([m["month"] for m in months])})
+    tasks = [Decimal(str(m["tasks"])) for m in months]
+    df["tasks"] = (pd.Series([int(t) for t in tasks], dtype="int64") if all(t == t.to_integral() for t in tasks)
+                   else decimal_series(tasks))
+    df["billable_splices"] = decimal_series([m["billable_splices"] for m in months])
+    for k in model["item_keys"]:
+        df[k] = money_series([m["items"].get(k) for m in months])
+    df["total"] = money_series([m["total"] for m in months])
+    return df
 
 
 __all__ = ["FORMAT_VERSION", "build_forecast", "estimate", "months_frame", "task_counts"]
