@@ -34,9 +34,10 @@ def load_tasks(store_path="costkit.duckdb", **filters):
     """Stored ImageSplicing tasks as a pandas DataFrame (one row per task, timezone-aware UTC times).
 
     `store_path` is the history store (`costkit --store`); `filters` are those of
-    `costkit.store.Store.tasks_frame`: project, region, status ("Running", "Succeeded", "Failed"), and
-    since/until (aware datetimes; start_time in [since, until)). Raises costkit.core.errors.BadInput when
-    there is no store at `store_path`.
+    `costkit.store.Store.tasks_frame`: project, region, status ("Running", "Succeeded", "Failed", any case),
+    and since/until (start_time in [since, until)): aware datetimes, ISO 8601 text with an offset, or dates
+    (`"2025-08-01"` or a `datetime.date`: 00:00 Asia/Shanghai), as the CLI takes them. Raises
+    costkit.core.errors.BadInput when there is no store at `store_path`.
     """
     from costkit.store.db import Store
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from costkit.sources.bills.records import parse_amount
 from costkit.sources.bills.csvfile import read_bill_csv
 from costkit.sources.bills.mapping import load_mapping, map_lines
-from costkit.store.bills import bill_lines_frame, bill_sources, mapped_bill
+from costkit.store.bills import bill_lines_frame, bill_sources, mapped_bill_lines as mapped_bill
 from costkit.cli.main import main
 from costkit.core.errors import BadInput
 from costkit.store.db import Store

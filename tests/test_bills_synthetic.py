@@ -10,7 +10,7 @@ from bss_server import BSSServer
 from conftest import TEST_AK, TEST_SK
 from costkit.sources.bills.bss import BillRetry
 from costkit.sources.bills.mapping import billed_daily
-from costkit.store.bills import mapped_bill
+from costkit.store.bills import mapped_bill_lines as mapped_bill
 from costkit.cli.main import main
 from costkit.store.db import Store
 from costkit.testing.imm_server import synthetic_month_tasks

@@ -129,9 +129,9 @@ def billed_focus_rows(store, month: str, *, source: str | None = None, mapping=N
     """FOCUS rows of the billed side for `month`: one per stored bill line (mapped or not), the account of
     the import used."""
     from costkit.store.bills import bill_sources
-    from costkit.store.bills import mapped_bill
+    from costkit.store.bills import mapped_bill_lines
 
-    frame = mapped_bill(store, month, source=source, mapping=mapping)
+    frame = mapped_bill_lines(store, month, source=source, mapping=mapping)
     acct = name = None
     if not frame.empty:
         srcs = bill_sources(store, month)
@@ -153,7 +153,7 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
     from costkit.engine.lines import _lines_query
     from costkit.engine.period import parse_period
     from costkit.model.settings import load_settings
-    from costkit.store.bills import mapped_bill
+    from costkit.store.bills import mapped_bill_lines
     from costkit.sources.bills.units import to_decimal
 
     period = parse_period(month)
@@ -165,7 +165,7 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
     if not finished:
         return [], warnings
     settings, book, model, _ = _context(store, period, settings, prices_file)
-    settings = with_bill_price(settings, mapped_bill(store, month), period, model, book, month, warnings)
+    settings = with_bill_price(settings, mapped_bill_lines(store, month), period, model, book, month, warnings)
     with store._lock:
         sql, params = _lines_query(store, period, settings, prices_file, hour_as_text=False, selectors=True)
         grouped = f"""
@@ -255,11 +255,11 @@ def _month_account(store, month: str) -> tuple:
 
 
 def costkit_billed_lines(store, month: str, *, source=None, mapping=None) -> pd.DataFrame:
-    """The month's mapped bill lines (`costkit.billmap.mapped_bill`) in costkit's own export schema: billing
+    """The month's mapped bill lines (`costkit.store.bills.mapped_bill_lines`) in costkit's own export schema: billing
     date as text, day bounds in UTC, `x_costkit_source = "billed"`, no project or tags (a bill line has none)."""
-    from costkit.store.bills import mapped_bill
+    from costkit.store.bills import mapped_bill_lines
 
-    frame = mapped_bill(store, month, source=source, mapping=mapping)
+    frame = mapped_bill_lines(store, month, source=source, mapping=mapping)
     frame = frame.copy()
     frame["x_costkit_source"] = "billed"
     frame["billing_date"] = [d.isoformat() for d in frame["billing_date"]]

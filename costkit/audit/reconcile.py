@@ -78,7 +78,7 @@ class _Inputs:
     month: str
     period: object
     days: list
-    frame: object         # costkit.billmap.mapped_bill of the month
+    frame: object         # costkit.store.bills.mapped_bill_lines of the month
     settings: object
     book: object
     imm_start: object
@@ -111,12 +111,12 @@ def _read(store, month: str, *, tolerance, floor, prices_file, settings, source,
     from costkit.engine.period import parse_period
     from costkit.engine.history import price_history
     from costkit.model.settings import load_settings
-    from costkit.store.bills import mapped_bill
+    from costkit.store.bills import mapped_bill_lines
 
     period = parse_period(month)
     days = month_days(month)
     warnings: list[str] = []
-    frame = mapped_bill(store, month, source=source, mapping=mapping)
+    frame = mapped_bill_lines(store, month, source=source, mapping=mapping)
     if frame.empty:
         raise BadInput(f"no bill lines stored for {month}; run `costkit import-bill FILE` or `costkit fetch-bill "
                        f"--month {month}` first", field="--month")

@@ -16,7 +16,7 @@ def trend(store, month: str, settings, prices_file, report: dict) -> list[dict]:
     ImageSplicing net per 1,000 billed splices (OSS bill lines cover whole buckets, so they are left out)."""
     from costkit.engine.period import HOUR_US, parse_period
     from costkit.engine.history import price_history
-    from costkit.store.bills import mapped_bill
+    from costkit.store.bills import mapped_bill_lines
     with store._lock:
         rows = store._con.execute(
             f"SELECT DISTINCT strftime(DATE '1970-01-01' + CAST((epoch_us(end_time) // {HOUR_US} + 8) // 24 AS "
@@ -39,7 +39,7 @@ def trend(store, month: str, settings, prices_file, report: dict) -> list[dict]:
                 row["expected_splicing_per_1000"] = money_text(Fraction(Decimal(rep["items"][SPLICE])) / n * 1000)
         except BadInput as e:
             row["note"] = f"not priced: {str(e)[:160]}"
-        fr = mapped_bill(store, m)
+        fr = mapped_bill_lines(store, m)
         if len(fr):
             mp = fr[fr["mapped"] & (fr["item"] == SPLICE)]
             net = sum((Fraction(v) for v in mp["net_amount"] if v is not None), Fraction(0))

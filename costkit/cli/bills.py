@@ -25,10 +25,10 @@ def _month(value, name="--month"):
 def _report_unmapped(store, summary, mapping_file) -> None:
     """Print the unmapped lines of each imported month (they are stored; the audit reports them too)."""
     from costkit.sources.bills.mapping import unmapped_summary
-    from costkit.store.bills import mapped_bill
+    from costkit.store.bills import mapped_bill_lines
 
     for month in sorted(summary.months):
-        frame = mapped_bill(store, month, source=summary.source, mapping=mapping_file)
+        frame = mapped_bill_lines(store, month, source=summary.source, mapping=mapping_file)
         if frame.empty:
             continue
         n_un = int((~frame["mapped"]).sum())
@@ -126,7 +126,7 @@ def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
       costkit bill-lines --store history.duckdb --month 2025-09 --unmapped
       costkit bill-lines --month 2025-09 --format csv --out lines.csv
     """
-    from costkit.store.bills import mapped_bill
+    from costkit.store.bills import mapped_bill_lines
     from costkit.outputs.text import text_table, to_json
     from costkit.store.db import Store
     from costkit.outputs.files import write_output
@@ -134,7 +134,7 @@ def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
     out = check_writable(out)
     _month(month)
     with Store.open(store_path(ctx, create=False), create=False) as store:
-        frame = mapped_bill(store, month, source=source, mapping=mapping_file)
+        frame = mapped_bill_lines(store, month, source=source, mapping=mapping_file)
     if only_unmapped and not frame.empty:
         frame = frame[~frame["mapped"]]
     cols = ["billing_date", "product_code", "billing_item_code", "billing_item", "instance_id", "usage",

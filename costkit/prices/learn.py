@@ -24,7 +24,7 @@ from fractions import Fraction
 
 from costkit.sources.bills.records import month_days
 from costkit.sources.bills.units import item_quantity_factor, parse_unit, split_price_unit, to_decimal
-from costkit.store.bills import bill_sources, mapped_bill
+from costkit.store.bills import bill_sources, mapped_bill_lines
 from costkit.core.errors import BadInput
 from costkit.prices.book import ITEMS, PRICE_ALIAS, UNITS, load_price_book
 from costkit.core.timeutil import SHANGHAI
@@ -128,7 +128,7 @@ def line_price(rec: dict) -> tuple[Fraction | None, str]:
 
 def learn_prices(store, month: str, *, source: str | None = None, mapping=None) -> LearnResult:
     """Derive a price overlay from the stored bill lines of `month` (see the module doc)."""
-    frame = mapped_bill(store, month, source=source, mapping=mapping)
+    frame = mapped_bill_lines(store, month, source=source, mapping=mapping)
     if frame.empty:
         raise BadInput(f"no bill lines stored for {month}; run `costkit import-bill` or `costkit fetch-bill` "
                        "first", field="--month")

@@ -261,12 +261,49 @@ def fetch_bill(store, month: str, **kw) -> ImportSummary:
     return summary
 
 
-def mapped_bill(store, month: str, *, source: str | None = None, mapping=None) -> pd.DataFrame:
+def mapped_bill_lines(store, month: str, *, source: str | None = None, mapping=None) -> pd.DataFrame:
     """Every stored bill line of `month` with its costkit item (None when unmapped): the columns are in
-    `costkit.sources.bills.mapping`'s module doc.
+    `costkit.sources.bills.mapping`'s module doc, numbers as Python Decimals (for the audit's arithmetic).
 
     `mapping`: a BillMapping, a path, or None for the bundled file.
     """
     if mapping is None or isinstance(mapping, (str, Path)):
         mapping = load_mapping(mapping)
     return map_lines(bill_lines_frame(store, month, source=source), mapping)
+
+
+def mapped_bill(store, month: str, *, source: str | None = None, mapping=None) -> pd.DataFrame:
+    """Python API: `mapped_bill_lines` as a notebook frame. Same columns; every number (amounts, usage,
+    quantity, deductions, net_amount) an exact Arrow decimal (`pd.ArrowDtype(pa.decimal128(38, s))`),
+    `billing_date`, `day_start` and `day_end` tz-aware datetime64 (Asia/Shanghai), text as pandas strings.
+
+    `store`: a Store or the path of one.
+    """
+    if isinstance(store, (str, Path)):
+        from costkit.store.db import Store
+        with Store.open(store, create=False) as st:
+            return mapped_bill(st, month, source=source, mapping=mapping)
+    return numeric_frame(mapped_bill_lines(store, month, source=source, mapping=mapping))
+
+
+def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with its object columns typed: Decimals -> Arrow decimals, dates and datetimes -> tz-aware
+    datetime64 (Asia/Shanghai), strings -> pandas strings; other objects (dicts) are left as they are."""
+    from datetime import date
+
+    from costkit.core.frames import decimal_series
+    from costkit.core.timeutil import SHANGHAI
+    out = df.copy()
+    for c in df.columns:
+        if df[c].dtype != object:
+            continue
+        vals = [v for v in df[c] if v is not None and v is not pd.NA and v == v]
+        if vals and all(isinstance(v, Decimal) for v in vals):
+            out[c] = decimal_series(list(df[c]), index=df.index)
+        elif vals and all(isinstance(v, datetime) for v in vals):
+            out[c] = pd.to_datetime(df[c], utc=True).dt.tz_convert(SHANGHAI)
+        elif vals and all(isinstance(v, date) for v in vals):
+            out[c] = pd.to_datetime([None if v is None else str(v) for v in df[c]]).tz_localize(SHANGHAI)
+        elif all(isinstance(v, str) for v in vals):
+            out[c] = df[c].astype("string")
+    return out

@@ -98,11 +98,13 @@ class TaskMethods:
         """Stored tasks as a DataFrame, ordered by start time then key.
 
         Filters: project, region, status (Running/Succeeded/Failed), and start_time in [since, until)
-        (aware datetimes, or ISO 8601 strings with an offset). Columns: the `tasks` table's; time columns are datetime64 in UTC; `sources` is a
+        (aware datetimes, ISO 8601 strings with an offset, or dates: 00:00 Asia/Shanghai). Columns: the `tasks` table's; time columns are datetime64 in UTC; `sources` is a
         list of {"uri", "rotate"}; `tags` a dict; the integer options are nullable Int64.
         """
-        if status is not None and status not in STATUSES:
-            raise BadInput(f"{status!r} is not one of {', '.join(STATUSES)}", field="status")
+        if status is not None:   # any case, as the CLI's --status
+            status = {s.lower(): s for s in STATUSES}.get(str(status).lower(), status)
+            if status not in STATUSES:
+                raise BadInput(f"{status!r} is not one of {', '.join(STATUSES)}", field="status")
         where, params = [], []
         for col, value in (("project", project), ("region", region), ("status", status)):
             if value is not None:

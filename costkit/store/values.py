@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import duckdb
 import pandas as pd
 
-from costkit.core.timeutil import parse_instant
+from costkit.core.timeutil import SHANGHAI, parse_instant, parse_instant_or_date
 
 UTC = timezone.utc
 
@@ -21,9 +21,13 @@ def aware(value, name: str) -> datetime | None:
 
 
 def instant_arg(value, name: str) -> datetime:
-    """An aware datetime from an API argument: a datetime, or ISO 8601 text with an offset."""
+    """An aware UTC datetime from an API argument, as the CLI reads times: an aware datetime, ISO 8601 text
+    with an offset, or a date (`datetime.date` or `YYYY-MM-DD`) meaning 00:00 Asia/Shanghai."""
+    from datetime import date
     if isinstance(value, str):
-        return parse_instant(value, field=name).astimezone(UTC)
+        return parse_instant_or_date(value, field=name).astimezone(UTC)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=SHANGHAI).astimezone(UTC)
     return aware(value, name)
 
 
