@@ -27,7 +27,7 @@ def scenario_arg(scenario: str):
     if scenario != "-":
         return scenario
     from costkit.model.scenario import load_scenario_text
-    return load_scenario_text(click.get_text_stream("stdin").read(), "<stdin>")
+    return load_scenario_text(sys.stdin.read(), "<stdin>")
 
 
 def render_forecast(model: dict, fmt: str) -> str:
