@@ -24,10 +24,10 @@ def pricing_context(store, period, settings, prices_file):
 
 
 @contextmanager
-def memory_limit(con):
+def memory_limit(con, default: str | None = None):
     """Env COSTKIT_MEMORY_LIMIT (e.g. `2GB`) caps DuckDB's memory while pricing (it spills to disk beyond it);
-    unset: DuckDB's default (80 % of RAM)."""
-    limit = os.environ.get("COSTKIT_MEMORY_LIMIT")
+    unset: `default`, else DuckDB's default (80 % of RAM)."""
+    limit = os.environ.get("COSTKIT_MEMORY_LIMIT") or default
     if not limit:
         yield
         return

@@ -29,6 +29,9 @@ from costkit.engine.period import Period, period_cuts, segment_sql
 from costkit.prices.book import ITEMS, UNITS
 
 LINE_SCALE = 18
+# DuckDB's memory while writing lines (env COSTKIT_MEMORY_LIMIT overrides): it spills beyond, so that a month
+# of a million tasks stays under 2 GB of RSS.
+LINES_MEMORY = "1GB"
 GRANULARITIES = ("hour", "day", "month")
 _VALUE_COLUMNS = ["item", "quantity", "unit", "unit_price", "currency", "amount", "price_source"]
 _TEXT_LINE_COLUMNS = ("task_id", "project", "item", "unit", "currency", "price_source")
@@ -234,33 +237,131 @@ def lines_query(store, period, settings, prices_file, hour_as_text, selectors=Fa
     return sql, {k: v for k, v in params.items() if f"${k}" in sql}
 
 
+def _chunk_tables(store, period, settings, prices_file, granularity: str) -> list[tuple[int, int, int]]:
+    """Temp tables for writing the lines interval by interval: `_lpev` (events at one hour, with the
+    interval they fall in), `_lst` (stored targets: hours [c, d)); returns the intervals (start, end, segment)
+    in order. Same events and prices as `lines_query`."""
+    settings, book, model, bounds = pricing_context(store, period, settings, prices_file)
+    con = store._con
+    agg = aggregate(con, model, period, "item", bounds)
+    priced = price_aggregate(agg, model, book, period, bounds)
+    _price_table(con, priced, book.currency, model.accel_gb)
+    params = setup_tables(con, model, period, period_cuts(period, bounds, False))
+    if granularity == "hour":
+        cuts = [(h, h + 1, sum(1 for b in bounds if h >= b)) for h in range(period.h0, period.h1)]
+        where = f"SELECT p.*, p.h AS s, p.h + 1 AS e, {segment_sql('p.h', bounds)} AS seg FROM pev p"
+    else:
+        rows = line_cuts(period, bounds, granularity)
+        con.execute("CREATE OR REPLACE TEMP TABLE _lcuts (u BIGINT, seg INTEGER, s BIGINT, e BIGINT)")
+        con.executemany("INSERT INTO _lcuts VALUES (?, ?, ?, ?)", rows)
+        cuts = [(a, b, seg) for _, seg, a, b in rows]
+        where = (f"SELECT p.*, k.s, k.e, k.seg FROM pev p JOIN _lcuts k ON k.u = {_unit_sql('p.h', granularity)} "
+                 f"AND k.seg = {segment_sql('p.h', bounds)}")
+    ctes = f"WITH {source_ctes('item', model, ids=True)}, {target_ctes('item', model, ids=True)}, " + \
+        _events_sql(model, "day", bounds).split(", ev AS (")[0]
+    sql = f"CREATE OR REPLACE TEMP TABLE _lpev AS {ctes} {where} ORDER BY s"
+    con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+    sql = (f"CREATE OR REPLACE TEMP TABLE _lst AS WITH {target_ctes('item', model, ids=True)} "
+           "SELECT task_id, project, c, coalesce(d, $h1) AS d, bb, cls, red FROM x "
+           "WHERE stored AND c < $h1 AND coalesce(d, $h1) > $h0")
+    con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+    return cuts
+
+
+def _chunk_sql(granularity: str, as_text: bool) -> str:
+    """The lines of one interval [$s, $e) of segment $seg from the chunk tables, in the lines' order."""
+    safe = (lambda c: csvsafe.sql_safe(c)) if as_text else (lambda c: c)
+    scaled = "(ev.q * {a} + (2 * ev.q * {b} + {d}) // (2 * {d}))::DECIMAL(38,0) * 0.000000000000000001::DECIMAL(18,18)"
+    if as_text:
+        start, end = (_local_text(f"ev.{c}", "%Y-%m-%dT%H:00:00+08:00") for c in ("s", "e"))
+    else:
+        start, end = "to_timestamp(ev.s * 3600)", "to_timestamp(ev.e * 3600)"
+    return f"""
+        WITH ev AS (
+            SELECT task_id, project, s, e, item, cls, red, q FROM _lpev WHERE s = $s AND seg = $seg
+            UNION ALL
+            SELECT task_id, project, $s::BIGINT, $e::BIGINT, 'oss.Storage', cls, red,
+                   bb * (least(d, $e) - greatest(c, $s)) FROM _lst WHERE c < $e AND d > $s
+        ), l AS (
+            SELECT ev.task_id, ev.project, {_label_sql(granularity, as_text)} AS "{granularity}",
+                   {start} AS charge_start, {end} AS charge_end, ev.item,
+                   coalesce(p.fixed_q, {scaled.format(a="p.qa", b="p.qb", d="p.qd")}) AS quantity,
+                   p.unit, p.unit_price, p.currency,
+                   coalesce(p.fixed_amount, {scaled.format(a="p.aa", b="p.ab", d="p.ad")}) AS amount,
+                   p.price_source, ev.cls, ev.red
+            FROM ev JOIN _prices p ON p.item = ev.item AND p.cls IS NOT DISTINCT FROM ev.cls
+                                   AND p.red IS NOT DISTINCT FROM ev.red AND p.seg = $seg
+        )
+        SELECT {", ".join(safe(c) + (f' AS {c}' if as_text and c in _TEXT_LINE_COLUMNS else '')
+                          if c in _TEXT_LINE_COLUMNS else f'"{c}"' for c in line_columns(granularity))}
+        FROM l ORDER BY l.project, l.task_id, l.item, l.cls NULLS FIRST, l.red NULLS FIRST"""
+
+
 def write_lines(store, period: Period, out, *, fmt: str = "csv", settings=None, prices_file=None,
                 granularity: str = "day") -> int:
     """Write the charge lines at `granularity` (CSV or Parquet) to `out` (CSV to stdout when `out` is None or
-    "-"); return the number of lines."""
-    with store._lock, memory_limit(store._con):
-        sql, params = lines_query(store, period, settings, prices_file, hour_as_text=(fmt == "csv"),
-                                  granularity=granularity)
+    "-"); return the number of lines. Written interval by interval (each sorted on its own), so that memory
+    stays bounded by one interval's lines; the order is that of `lines_query`."""
+    check_granularity(granularity)
+    to_stdout = out is None or out == "-"
+    with store._lock, memory_limit(store._con, default=LINES_MEMORY):
         con = store._con
-        if out is None or out == "-":   # CSV to stdout, streamed in batches
-            import sys
-            cur = con.execute(sql, params)
-            w = csvsafe.writer(sys.stdout, lineterminator="\n")
-            w.writerow(line_columns(granularity))
-            n = 0
+        cuts = _chunk_tables(store, period, settings, prices_file, granularity)
+        sql = _chunk_sql(granularity, as_text=(fmt == "csv"))
+        tmp = None if to_stdout else Path(out).with_name(Path(out).name + ".tmp")
+        if tmp is not None:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            n = (_write_parquet if fmt == "parquet" else _write_csv)(con, sql, cuts, tmp)
+        finally:
+            for t in ("_lpev", "_lst"):
+                con.execute(f"DROP TABLE IF EXISTS {t}")
+        if tmp is not None:
+            tmp.replace(out)
+        return n
+
+
+def _write_parquet(con, sql: str, cuts, tmp: Path) -> int:
+    import pyarrow.parquet as pq
+    writer, n = None, 0
+    try:
+        for s, e, seg in cuts + [(0, 0, -1)]:   # the last, empty interval gives the schema of an empty file
+            for batch in con.sql(sql, params={"s": s, "e": e, "seg": seg}).to_arrow_reader(200_000):
+                if writer is None:
+                    writer = pq.ParquetWriter(str(tmp), batch.schema, compression="zstd")
+                if batch.num_rows:
+                    writer.write_batch(batch)
+                    n += batch.num_rows
+            if writer is None:
+                schema = con.sql(sql, params={"s": s, "e": e, "seg": seg}).to_arrow_table().schema
+                writer = pq.ParquetWriter(str(tmp), schema, compression="zstd")
+    finally:
+        if writer is not None:
+            writer.close()
+    return n
+
+
+def _write_csv(con, sql: str, cuts, tmp: Path | None) -> int:
+    """CSV (text cells made spreadsheet-safe in the SQL) to `tmp`, or to stdout when `tmp` is None."""
+    import csv
+    import sys
+    f = sys.stdout if tmp is None else open(tmp, "w", encoding="utf-8", newline="")
+    try:
+        w = csv.writer(f, lineterminator="\n")
+        n = 0
+        for i, (s, e, seg) in enumerate(cuts):
+            cur = con.execute(sql, {"s": s, "e": e, "seg": seg})
+            if i == 0:
+                w.writerow([d[0] for d in cur.description])
             while rows := cur.fetchmany(50_000):
                 w.writerows(["" if v is None else v for v in r] for r in rows)
                 n += len(rows)
-            return n
-        p = Path(out)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        opts = "(FORMAT PARQUET, COMPRESSION ZSTD)" if fmt == "parquet" else "(FORMAT CSV, HEADER)"
-        if fmt == "csv":  # spreadsheet-safe text cells (core.csvsafe), as in every CSV costkit writes
-            sql = f"SELECT * REPLACE ({', '.join(f'{csvsafe.sql_safe(c)} AS {c}' for c in _TEXT_LINE_COLUMNS)}) FROM ({sql})"
-        n = con.execute(f"COPY ({sql}) TO '{sql_str(str(tmp))}' {opts}", params).fetchone()[0]
-        tmp.replace(p)
-        return int(n)
+    finally:
+        if tmp is not None:
+            f.close()
+        else:
+            f.flush()
+    return n
 
 
 _lines_query = lines_query   # the name outputs.focus imports
