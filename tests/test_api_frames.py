@@ -135,7 +135,8 @@ def test_cost_frames_gives_priced_groups_by_default_and_lines_when_asked(demo_di
 
 
 def test_mapped_bill_is_numeric_and_plots(demo_dir):
-    frame = costkit.mapped_bill(str(demo_dir / "costkit.duckdb"), "2025-08")
+    with costkit.Store.open(str(demo_dir / "costkit.duckdb"), create=False) as st:
+        frame = costkit.mapped_bill(st, "2025-08")
     assert len(frame) > 0
     for c in ("pretax_gross_amount", "pretax_amount", "usage", "net_amount", "deductions"):
         assert _money(frame[c].dtype), c

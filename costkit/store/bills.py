@@ -276,13 +276,7 @@ def mapped_bill(store, month: str, *, source: str | None = None, mapping=None) -
     """Python API: `mapped_bill_lines` as a notebook frame. Same columns; every number (amounts, usage,
     quantity, deductions, net_amount) an exact Arrow decimal (`pd.ArrowDtype(pa.decimal128(38, s))`),
     `billing_date`, `day_start` and `day_end` tz-aware datetime64 (Asia/Shanghai), text as pandas strings.
-
-    `store`: a Store or the path of one.
     """
-    if isinstance(store, (str, Path)):
-        from costkit.store.db import Store
-        with Store.open(store, create=False) as st:
-            return mapped_bill(st, month, source=source, mapping=mapping)
     return numeric_frame(mapped_bill_lines(store, month, source=source, mapping=mapping))
 
 
