@@ -9,6 +9,7 @@ Standard 0.001 (0.72 per GB-month), IA 0.002 (1.44); early deletion at the class
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 import json
 
 import pytest
@@ -264,3 +265,18 @@ def test_settings_advise_key_is_validated():
         parse_settings({"advise": {"nope": 1}})
     with pytest.raises(BadInput, match="0 or more"):
         parse_settings({"advise": {"sources_read_elsewhere_per_month": -1}})
+
+
+def test_demo_month_advice_finds_the_three_plants(tmp_path):
+    from costkit.demo.advise import run_demo_advise
+    from costkit.demo.audit import MONTH, run_demo_audit
+    audit = run_demo_audit(tmp_path, per_day=40)
+    paths, model, planted = run_demo_advise(tmp_path, audit.store, audit.prices, MONTH)
+    found = {f["rule"]: f for f in model["findings"]}
+    for rule in ("ia_small_targets", "early_deleted_targets", "archive_no_direct_read"):
+        assert planted[rule] and rule in found, (rule, planted)
+    assert found["ia_small_targets"]["evidence"]["objects"] == planted["ia_small_targets"]
+    assert found["early_deleted_targets"]["evidence"]["objects"] == planted["early_deleted_targets"]
+    assert found["archive_no_direct_read"]["evidence"]["tasks"] == planted["archive_no_direct_read"]
+    assert Decimal(found["early_deleted_targets"]["saving"]["month"]) > 0
+    assert paths[0].name == "advise.html" and "<svg" in paths[0].read_text(encoding="utf-8")

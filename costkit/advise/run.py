@@ -18,6 +18,7 @@ from costkit.advise.report import build_report, finding, item_order
 from costkit.advise.rules import (archive_no_direct_read, early_deleted_targets, failed_retries, hot_ia_sources,
                                   ia_small_targets, same_region_acceleration, unread_targets)
 from costkit.advise.whatif import WhatIf, group_items, replay
+from costkit.core.errors import BadInput
 from costkit.core.money import ZERO, round_money
 from costkit.prices.pricer import Pricer
 
@@ -72,16 +73,22 @@ def evaluate(ctx, rule, p) -> dict | None:
 def advise(store, period, *, settings=None, prices_file=None, rules=None) -> dict:
     """The advice model of `period` (costkit.advise.report): every rule's findings, replayed through the engine."""
     ctx = build_context(store, period, settings=settings, prices_file=prices_file)
-    findings, counted = [], []
+    findings, counted, skipped = [], [], []
     for rule in rules or RULES:
         for p in rule.find(ctx):
-            f = evaluate(ctx, rule, p)
+            try:
+                f = evaluate(ctx, rule, p)
+            except BadInput as e:   # a price the change needs is missing: say so, keep the other findings
+                skipped.append(f"{rule.NAME}: the change cannot be priced: {e}")
+                continue
             if f is None:
                 continue
             findings.append(f)
             if f["counts_in_total"]:
                 counted.append((p, f))
-    return build_report(ctx, findings, possible_saving(ctx, counted))
+    model = build_report(ctx, findings, possible_saving(ctx, counted))
+    model["warnings"] += skipped
+    return model
 
 
 def possible_saving(ctx, counted: list) -> Decimal:

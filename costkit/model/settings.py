@@ -17,6 +17,7 @@ accelerated_gb_per_task: 0       # GB per task through transfer acceleration
 requests: {get_per_source: 1, head_per_source: 1, put_per_task: 1}
 usage: {charge_failed_splices: false, imm_billing_start: "2025-07-28T11:00:00+08:00", min_billable_kb: 64}
 prices: []                       # price entries on top of the book and --prices (highest precedence)
+advise: {sources_read_elsewhere_per_month: 0, targets_read_elsewhere_per_month: 0}   # for `costkit advise`
 buckets:                         # per-bucket configuration, used where the API does not say
   my-bucket: {archive_direct_read: true, redundancy: ZRS, storage_class: IA}
 ```
