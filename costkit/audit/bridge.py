@@ -28,6 +28,8 @@ def _bridge(scope: str, expected: Decimal, billed_net: Decimal, causes: list[tup
     `attributable` (after the claimed steps), `billed_net` (end); money as 2-place text."""
     steps, running = [], expected
     attributable = None
+    if not any(c[0] == "rounding" for c in causes):
+        causes = [*causes, ("rounding", ZERO, None)]      # always its own (small) bar, even at 0.00
     for cause, amount, quantity in sorted(causes, key=lambda c: _rank(c[0])):
         claimed = cause not in UNCLAIMED
         if not claimed and attributable is None:
@@ -49,14 +51,12 @@ def bridges(items: list[dict], warnings: list) -> dict:
     rows' order), from the item rows' `expected`, `billed_net` and `causes` (see the module doc)."""
     per_item = []
     month_amounts: dict = defaultdict(lambda: ZERO)
-    month_claimed: dict = {}
     for r in items:
         causes = [(c["cause"], Decimal(c["amount"]), c.get("quantity")) for c in r["causes"]]
         per_item.append({"item": r["item"], "unit": r["unit"],
                          **_bridge(r["item"], Decimal(r["expected"]), Decimal(r["billed_net"]), causes, warnings)})
         for cause, amount, _q in causes:
             month_amounts[cause] += amount
-            month_claimed[cause] = True
     expected = sum((Decimal(r["expected"]) for r in items), ZERO)
     billed = sum((Decimal(r["billed_net"]) for r in items), ZERO)
     # Quantities are per item's unit, so the month's steps carry none.

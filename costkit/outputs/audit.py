@@ -46,7 +46,7 @@ def bridge_chart_rows(bridge: dict) -> list[dict]:
              "text": fmt_number(bridge["expected"])}]
     for s in bridge["steps"]:
         if s["claimed"]:
-            amount = s["amount"] if s["amount"].startswith("-") else "+" + s["amount"]
+            amount = s["amount"] if s["amount"].startswith("-") or not Decimal(s["amount"]) else "+" + s["amount"]
             rows.append({"label": cause_name(s["cause"]), "start": _f(s["from"]), "end": _f(s["to"]),
                          "total": False, "text": fmt_number(amount)})
     rows.append({"label": "billed, splicing share" if unclaimed else "billed net", "start": 0.0,
@@ -55,14 +55,14 @@ def bridge_chart_rows(bridge: dict) -> list[dict]:
 
 
 def _bridge_charts(model: dict) -> dict:
-    """SVG waterfalls: `month` and one per item key (None for a bridge without a claimed cause)."""
+    """SVG waterfalls: `month` and one per item key (None for a bridge without a claimed non-zero cause)."""
     from costkit.outputs import charts
     xlabel = f"Amount ({model['currency']})"
     bridge = model.get("bridge") or {"month": None, "items": []}
 
     def draw(b):
         return charts.waterfall(bridge_chart_rows(b), xlabel=xlabel) if b and any(
-            s["claimed"] for s in b["steps"]) else None
+            s["claimed"] and Decimal(s["amount"]) for s in b["steps"]) else None
     return {"month": draw(bridge["month"]), **{b["item"]: draw(b) for b in bridge["items"]}}
 
 
