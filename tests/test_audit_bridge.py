@@ -58,8 +58,7 @@ def test_bridge_steps_follow_the_cause_model_with_rounding_its_own_step(store, t
     month = m["bridge"]["month"]
     names = [s["cause"] for s in month["steps"]]
     assert names == sorted(names, key=order.index)
-    assert {"coverage_gap", "failed_billed", "price", "discount", "resource_plan", "rounding",
-            "not_splicing"} <= set(names), names
+    assert {"coverage_gap", "failed_billed", "price", "discount", "rounding", "not_splicing"} <= set(names), names
     assert names.index("rounding") < names.index("not_splicing")
     # Unclaimed whole-bucket use comes last, after every claimed step.
     claimed = [s["claimed"] for s in month["steps"]]
