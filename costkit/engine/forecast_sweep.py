@@ -146,7 +146,7 @@ def sweep(priced: Priced, knob: Knob, *, budget=None, excluded: list[str]) -> di
             "price": None if knob.base is None else str(knob.base),
             "why": "price unknown" if knob.base is None else f"confidence '{knob.confidence}'",
             "layer": knob.layer, "source": knob.source,
-            "quantity": fmt_quantity(knob.total_quantity()),
+            "quantity": fmt_quantity(knob.total_quantity()), "quantity_unit": UNITS[knob.unit][0],
             "total_excludes": others,
             "points": points, "break_even": be}
 

@@ -23,11 +23,16 @@ def _cell(v) -> str:
     return PRICE_NEEDED if v is None else v
 
 
-def forecast_rows(model: dict) -> tuple[list[str], list[list]]:
+def _sel(selectors: dict) -> str:
+    return "[" + ",".join(f"{k}={v}" for k, v in selectors.items()) + "]" if selectors else ""
+
+
+def forecast_rows(model: dict, *, mark: str | None = None) -> tuple[list[str], list[list]]:
     """Month x item rows with a TOTAL row; every row and column adds up to the model's totals (cells of an
     item whose price is needed read "price needed" and the totals leave them out, as their labels say)."""
     keys = model["item_keys"]
     label = model.get("total_label") or ""
+    label = mark if label and mark is not None else label
     headers = ["month", "tasks", "billable_splices"] + keys + ["total" + (f" {label}" if label else "")]
     rows = [[m["month"], m["tasks"], m["billable_splices"]] + [_cell(m["items"][k]) for k in keys] + [m["total"]]
             for m in model["months"]]
@@ -56,7 +61,7 @@ def _sweep_lines(model: dict) -> list[str]:
     lines = []
     for s in model.get("price_sweep") or []:
         pts = ", ".join(f"{p['price']} -> {p['total']}" for p in s["points"])
-        head = f"- {s['item']}{' ' + str(s['selectors']) if s['selectors'] else ''} ({s['why']}), " \
+        head = f"- {s['item']}{_sel(s['selectors'])} ({s['why']}), " \
                f"{cur} per {s['unit']} -> total {cur}: {pts}"
         if s.get("break_even"):
             be = s["break_even"]
@@ -81,9 +86,8 @@ def _price_lines(model: dict) -> list[str]:
 def forecast_text(model: dict) -> str:
     """The forecast as a text report: headline, month x item table, prices needed, sweep, budget, prices
     and their layers, warnings."""
-    headers, rows = forecast_rows(model)
-    short = [h.split(".", 1)[-1] if h.count(".") == 1 and " " not in h else h for h in headers]
-    short[-1] = "total"
+    headers, rows = forecast_rows(model, mark="*")
+    short = [h.split(".", 1)[-1] for h in headers]
     cur = model["currency"]
     label = f" {model['total_label']}" if model.get("total_label") else ""
     lines = [
@@ -96,7 +100,7 @@ def forecast_text(model: dict) -> str:
         text_table(short, rows),
     ]
     if label:
-        lines[-1] += f"(totals{label})\n"
+        lines[-1] += f"* totals{label}\n"
     lines += _missing_lines(model) + _sweep_lines(model)
     if model.get("budget"):
         lines += [f"Budget: {model['budget']['message']}", ""]
