@@ -58,3 +58,5 @@ class OSSFault:
     times: int
     code: str
     kind: str = "status"
+    key: str | None = None       # only requests for this key (a listing: this prefix); None: any
+    after: int = 0               # let this many matching requests through first

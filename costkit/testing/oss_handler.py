@@ -97,7 +97,7 @@ class OSSHandler(BaseHTTPRequestHandler):
             bad = server.verify(self.command, self.headers, bucket, key, params)
             if bad:
                 return self._error(403, bad)
-        fault = server._take_fault(op)
+        fault = server._take_fault(op, q.get("prefix", "") if op == "list" else key)
         if fault is not None and fault.kind == "status":
             return self._error(fault.status, fault.code)
         with server._lock:

@@ -18,7 +18,7 @@ implemented here are those of its sections 2-7 and 10.
 - `GET`/`PUT` objects (small bodies; PUT stores the size, no CRC header is returned).
 - Errors: `application/xml` `<Error>` bodies with Code, Message, RequestId, HostId.
 
-Faults: `server.add_fault(op, status=503, times=1)` answers the next `times` requests of `op` ("head",
+Faults: `server.add_fault(op, status=503, times=1, key=None)` answers the next `times` requests of `op` ("head",
 "list", "info", "adr", "get", "put" or "*") with that status and an XML error; `kind="badxml"` sends a
 listing with a broken `LastModified` (a plain ValueError in oss2). Every request is counted in
 `server.counts[op]` and logged in `server.log` as (op, bucket, key, status).
@@ -97,15 +97,20 @@ class OSSServer:
             self.buckets[bucket].objects.pop(key, None)
 
     def add_fault(self, op: str, status: int = 503, times: int = 1, code: str = "ServiceUnavailable",
-                  kind: str = "status") -> None:
-        """Answer the next `times` requests of `op` with `status` (or a broken listing, kind="badxml")."""
+                  kind: str = "status", key: str | None = None, after: int = 0) -> None:
+        """Answer the next `times` requests of `op` with `status` (or a broken listing, kind="badxml");
+        with `key`, only requests for that key (a listing: with that prefix), e.g. one denied object;
+        with `after`, only once that many matching requests have been answered normally."""
         with self._lock:
-            self._faults.append(OSSFault(op, status, times, code, kind))
+            self._faults.append(OSSFault(op, status, times, code, kind, key, after))
 
-    def _take_fault(self, op: str) -> OSSFault | None:
+    def _take_fault(self, op: str, key: str = "") -> OSSFault | None:
         with self._lock:
             for f in self._faults:
-                if f.times > 0 and f.op in (op, "*"):
+                if f.times > 0 and f.op in (op, "*") and (f.key is None or f.key == key):
+                    if f.after > 0:
+                        f.after -= 1
+                        return None
                     f.times -= 1
                     return f
         return None

@@ -92,8 +92,13 @@ def run_inventory(store, *, prices: RequestPrices, bucket_settings: dict | None 
         summary.warnings.append(f"{summary.skipped_uris} URI(s) are not of the form oss://bucket/key (with a "
                                 "valid bucket name) and were skipped")
     reader = Reader(BucketClients(auth, endpoint, bucket_region), calls, prices, summary, by_bucket)
-    bucket_state = _read_buckets(store, reader, bucket_settings or {}, archive_direct_read,
-                                 concurrency=concurrency, max_age=max_age, now=now, stop=stop)
+    try:
+        bucket_state = _read_buckets(store, reader, bucket_settings or {}, archive_direct_read,
+                                     concurrency=concurrency, max_age=max_age, now=now, stop=stop)
+    except CostkitError:
+        raise
+    except Exception as e:
+        raise RuntimeFailure(f"inventory: {type(e).__name__}: {e}") from None
     summary.buckets = len(by_bucket)
     jobs, gone_with_bucket = plan_jobs(by_bucket, bucket_state, prices)
     failure = _read_objects(store, reader, jobs, gone_with_bucket, concurrency=concurrency, now=now, stop=stop,
@@ -122,15 +127,23 @@ def _read_buckets(store, reader: Reader, bucket_settings: dict, archive_direct_r
     def job(name):
         return reader.bucket(name, bucket_settings.get(name, {}), archive_direct_read)
 
+    failure = None
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="oss-inv") as pool:
-        try:
-            for fact in pool.map(job, todo):
-                bucket_facts.append(fact)
-                state[fact.bucket] = (fact.found, fact.location, fact.storage_class)
-        except BaseException:
-            stop.set()
-            raise
+        futures = [pool.submit(job, name) for name in todo]
+        for f in futures:
+            # Every bucket read before a failure is stored before the failure is raised.
+            try:
+                fact = f.result()
+            except BaseException as e:
+                stop.set()
+                if failure is None or isinstance(failure, Stopped):
+                    failure = e
+                continue
+            bucket_facts.append(fact)
+            state[fact.bucket] = (fact.found, fact.location, fact.storage_class)
     write_buckets(store, bucket_facts, now)
+    if failure is not None:
+        raise failure
     return state
 
 
@@ -144,6 +157,7 @@ def _read_objects(store, reader: Reader, jobs: list, pending: list[Fact], *, con
 
     def flush(force=False):
         nonlocal pending
+        pending.extend(reader.take())
         if pending and (force or len(pending) >= WRITE_BATCH):
             write_facts(store, pending, now)
             summary.add_facts(pending)
@@ -157,13 +171,14 @@ def _read_objects(store, reader: Reader, jobs: list, pending: list[Fact], *, con
         while remaining:
             done, remaining = wait(remaining, return_when=FIRST_EXCEPTION)
             for f in done:
+                if f.cancelled():   # queued when the run stopped: never started, nothing read
+                    continue
                 e = f.exception()
                 if e is not None:
                     if not isinstance(e, Stopped) and failure is None:
                         failure = e
                     stop.set()
                     continue
-                pending.extend(f.result())
                 done_jobs += 1
             flush()
             if progress is not None:
@@ -171,7 +186,7 @@ def _read_objects(store, reader: Reader, jobs: list, pending: list[Fact], *, con
             if failure is not None:
                 for f in remaining:
                     f.cancel()
-    flush(force=True)
+    flush(force=True)   # what every job read before the failure, including the failed job's own answers
     return failure
 
 
