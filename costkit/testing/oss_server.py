@@ -15,11 +15,14 @@ implemented here are those of its sections 2-7 and 10.
   TransferAcceleration.
 - `GET /bkt/?bucketArchiveDirectRead`: `<ArchiveDirectReadConfiguration><Enabled>`; a bucket whose
   `archive_direct_read` is None answers 501 NotImplemented (an endpoint that does not expose it).
+- `GET /bkt/?lifecycle`: `<LifecycleConfiguration>` rules (ID, Prefix, Status, Expiration Days/Date/
+  CreatedBeforeDate, Transition Days+StorageClass, Tag, Filter with Not and size bounds); a bucket without
+  rules answers 404 NoSuchLifecycle. `GET /bkt/key?tagging`: `<Tagging><TagSet>` of the object's tags.
 - `GET`/`PUT` objects (small bodies; PUT stores the size, no CRC header is returned).
 - Errors: `application/xml` `<Error>` bodies with Code, Message, RequestId, HostId.
 
 Faults: `server.add_fault(op, status=503, times=1, key=None)` answers the next `times` requests of `op` ("head",
-"list", "info", "adr", "get", "put" or "*") with that status and an XML error; `kind="badxml"` sends a
+"list", "info", "adr", "lifecycle", "tagging", "get", "put" or "*") with that status and an XML error; `kind="badxml"` sends a
 listing with a broken `LastModified` (a plain ValueError in oss2). Every request is counted in
 `server.counts[op]` and logged in `server.log` as (op, bucket, key, status).
 
@@ -81,14 +84,15 @@ class OSSServer:
             return b
 
     def put(self, bucket: str, key: str, size: int, storage_class: str = "Standard", *,
-            last_modified: datetime | None = None, restore=None) -> OSSObject:
+            last_modified: datetime | None = None, restore=None, tags: dict | None = None) -> OSSObject:
         if storage_class not in STORAGE_CLASSES:
             raise ValueError(f"unknown storage class {storage_class!r}")
         with self._lock:
             b = self.buckets.get(bucket) or self.buckets.setdefault(bucket, OSSBucket(name=bucket))
             obj = OSSObject(size=size, storage_class=storage_class,
                             last_modified=last_modified or datetime(2025, 8, 1, tzinfo=UTC), restore=restore,
-                            etag=hashlib.md5(f"{bucket}/{key}/{size}".encode()).hexdigest().upper())
+                            etag=hashlib.md5(f"{bucket}/{key}/{size}".encode()).hexdigest().upper(),
+                            tags=dict(tags or {}))
             b.objects[key] = obj
             return obj
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from costkit.core.errors import RuntimeFailure
 from costkit.sources.oss.facts import BucketFact, Fact, parse_restore
+from costkit.sources.oss.lifecycle import _tags_of, rule_rows, tag_pairs
 from costkit.sources.oss.plan import LIST_PAGE, common_prefix
 
 UTC = timezone.utc
@@ -72,6 +73,7 @@ class Reader:
         except RuntimeFailure as e:   # optional fact: fall back to the configuration, say so
             with self.lock:
                 self.summary.warnings.append(f"{e}; Archive direct read of bucket {name} taken from the settings")
+        fact.lifecycle = self._lifecycle(name, client)
         if fact.archive_direct_read is None:
             if "archive_direct_read" in conf:
                 fact.archive_direct_read, fact.archive_direct_read_source = conf["archive_direct_read"], "config"
@@ -79,6 +81,40 @@ class Reader:
                 fact.archive_direct_read = default_direct_read
                 fact.archive_direct_read_source = "default"
         return fact
+
+    def _lifecycle(self, name: str, client) -> list | None:
+        """The bucket's lifecycle rows ([] when it has none: 404 NoSuchLifecycle); None when the call is
+        denied (a warning says so: targets are then priced without rules)."""
+        import oss2
+        try:
+            lc = self.calls(f"GetBucketLifecycle {name}", client.get_bucket_lifecycle, ok_statuses=(403, 404))
+        except oss2.exceptions.NotFound:
+            return []
+        except oss2.exceptions.OssError as e:
+            with self.lock:
+                self.summary.warnings.append(f"GetBucketLifecycle {name}: {e.code} (HTTP {e.status}); its "
+                                             "lifecycle rules are not known (needs oss:GetBucketLifecycle)")
+            return None
+        self.count("GetBucketLifecycle")
+        rows, warnings = rule_rows(name, lc.rules)
+        with self.lock:
+            self.summary.warnings.extend(warnings)
+        return rows
+
+    def tags(self, name: str, location: str | None, items: list[tuple[str, str]]) -> list[tuple[str, list]]:
+        """[(uri, tag pairs)] from GetObjectTagging for `items` [(uri, key)]; a key gone meanwhile is left out."""
+        import oss2
+        client = self.clients(name, location)
+        out = []
+        for uri, k in items:
+            try:
+                r = self.calls(f"GetObjectTagging oss://{name}/{k}", client.get_object_tagging, k,
+                               ok_statuses=(404,))
+            except oss2.exceptions.NotFound:
+                continue
+            self.count("GetObjectTagging")
+            out.append((uri, tag_pairs(_tags_of(r)) or []))
+        return out
 
     # --- objects ---------------------------------------------------------------------------------
 
