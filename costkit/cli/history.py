@@ -88,7 +88,7 @@ def register(group: click.Group) -> None:
         if status:
             status = {s.lower(): s for s in STATUSES}[status.lower()]
         from costkit.store.db import Store
-        with Store.open(store_path(ctx, create=False), create=False) as store:
+        with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
             df = store.tasks_frame(project=project, since=since_dt, until=until_dt, status=status, region=region)
         objs = _task_objects(df)
         if fmt == "json":
@@ -119,7 +119,7 @@ def register(group: click.Group) -> None:
     def coverage_cmd(ctx, project, region, fmt):
         """Show, per project, the windows collected and the gaps (IMM keeps tasks 7 days)."""
         from costkit.store.db import Store
-        with Store.open(store_path(ctx, create=False), create=False) as store:
+        with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
             df = store.coverage(region=region, project=project)
         objs = [{"region": r.region, "project": r.project, "kind": r.kind, "start": _iso(r.start),
                  "end": _iso(r.end), "via": r.via, "note": r.note} for r in df.itertuples(index=False)]

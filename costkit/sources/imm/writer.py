@@ -102,7 +102,8 @@ class _Writer:
         batch = [pages.get()]
         size = len(batch[0].records)
         open_slices = self.total - self.finished - (batch[0].last or batch[0].error is not None)
-        deadline = time.monotonic() + INGEST_WAIT
+        # A session store (costkit.store.session) is opened per commit: gather longer between commits.
+        deadline = time.monotonic() + getattr(self.store, "commit_interval", INGEST_WAIT)
         while size < INGEST_BATCH and open_slices > 0:
             try:
                 batch.append(pages.get(timeout=max(0.0, deadline - time.monotonic())))
