@@ -136,7 +136,8 @@ def _migration_task_digest(con) -> None:
 
 def _migration_lifecycle(con) -> None:
     """Lifecycle rules of the target buckets, one row per action (`costkit.sources.oss.lifecycle` documents
-    the columns), and the object tags their tag filters are matched against."""
+    the columns), the object tags their tag filters are matched against, and the span each collection run
+    covered."""
     con.execute("""
         CREATE TABLE lifecycle_rules (
             bucket VARCHAR NOT NULL,
@@ -156,6 +157,8 @@ def _migration_lifecycle(con) -> None:
             checked_at TIMESTAMPTZ NOT NULL
         )""")
     con.execute("ALTER TABLE objects ADD COLUMN tag_pairs VARCHAR[]")   # NULL: not read
+    # The span a collection run covered: window_start up to here (a failed run: its completed prefix).
+    con.execute("ALTER TABLE collection_runs ADD COLUMN covered_end TIMESTAMPTZ")
 
 
 # Ordered; never edit or reorder an applied migration: append a new one (version = index + 1).

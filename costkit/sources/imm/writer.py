@@ -131,8 +131,10 @@ def _finish_runs(store, plans: list, failure) -> None:
         s.ok = not plan.failed and all(plan.done) and failure is None
         if failure is not None and not plan.failed and not all(plan.done):
             s.errors.append("stopped: another slice failed")
+        # The span covered: the contiguous prefix of completed slices (all of the window when ok).
+        covered = min(plan.slices[plan.prefix - 1][1], plan.window_end) if plan.prefix else None
         store.finish_run(plan.run_id, pages=s.pages, new=s.new, updated=s.updated,
-                         unchanged=s.unchanged, errors=list(s.errors), ok=s.ok)
+                         unchanged=s.unchanged, errors=list(s.errors), ok=s.ok, covered_end=covered)
 
 
 def ingest(store, region, pages: list, seen_at) -> int:
