@@ -18,6 +18,7 @@ accelerated_gb_per_task: 0       # GB per task through transfer acceleration
 requests: {get_per_source: 1, head_per_source: 1, put_per_task: 1}
 usage: {charge_failed_splices: false, imm_billing_start: "2025-07-28T11:00:00+08:00", min_billable_kb: 64}
 prices: []                       # price entries on top of the book and --prices (highest precedence)
+advise: {sources_read_elsewhere_per_month: 0, targets_read_elsewhere_per_month: 0}   # for `costkit advise`
 buckets:                         # per-bucket configuration, used where the API does not say
   my-bucket: {archive_direct_read: true, redundancy: ZRS, storage_class: IA}
 ```
@@ -34,7 +35,10 @@ from costkit.core.yamlio import Mapping, load_yaml_file
 
 SETTINGS_KEYS = ("site", "region", "source_size_mb", "source_storage_class", "archive_direct_read",
                  "target_size_mb", "target_storage_class", "target_redundancy", "target_retention_days",
-                 "accelerated_gb_per_task", "requests", "usage", "prices", "buckets", "lifecycle_lag_hours")
+                 "accelerated_gb_per_task", "requests", "usage", "prices", "buckets", "advise",
+                 "lifecycle_lag_hours")
+# `advise:` facts costkit cannot see, asked for by `costkit advise` (reads per object per month, >= 0).
+ADVISE_KEYS = ("sources_read_elsewhere_per_month", "targets_read_elsewhere_per_month")
 # OSS runs lifecycle rules daily from 08:00 UTC+8 and finishes within 24 hours (operations-facts.md section 1):
 # storage of an expiring object ends between the rule's instant and about 24 hours later. Default: the instant.
 LIFECYCLE_LAG_MAX = 48
@@ -51,6 +55,7 @@ class Settings:
     splice: Scenario
     buckets: dict = field(default_factory=dict)
     path: str | None = None
+    advise: dict = field(default_factory=dict)   # ADVISE_KEYS given -> Fraction
     given: set = field(default_factory=set)
     lifecycle_lag_hours: int = 0
 
@@ -71,8 +76,9 @@ def parse_settings(data, path="settings") -> Settings:
             raise BadInput(f"unknown settings key (known: {', '.join(SETTINGS_KEYS)})", path=path, line=line,
                            field=k)
     buckets_raw = data.get("buckets") or {}
+    advise = _advise(data.get("advise"), path)
     scenario_part = Mapping({**_DUMMY, **{k: v for k, v in data.items()
-                                          if k not in ("buckets", "lifecycle_lag_hours")}})
+                                          if k not in ("buckets", "advise", "lifecycle_lag_hours")}})
     lag = data.get("lifecycle_lag_hours", 0)
     if isinstance(lag, bool) or not isinstance(lag, int) or not 0 <= lag <= LIFECYCLE_LAG_MAX:
         line = data.line_of("lifecycle_lag_hours") if isinstance(data, Mapping) else None
@@ -98,7 +104,33 @@ def parse_settings(data, path="settings") -> Settings:
                 raise BadInput(f"{v!r} is not one of {', '.join(kind)}", path=path, field=f"buckets.{name}.{k}")
         buckets[str(name)] = dict(conf)
     return Settings(splice=splice, buckets=buckets, path=None if path == "settings" else str(path), given=set(data),
-                    lifecycle_lag_hours=lag)
+                    advise=advise, lifecycle_lag_hours=lag)
+
+
+def _advise(raw, path) -> dict:
+    """The `advise:` mapping: ADVISE_KEYS -> non-negative exact numbers (Fractions)."""
+    from costkit.core.money import to_fraction
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BadInput("expected a mapping (keys: " + ", ".join(ADVISE_KEYS) + ")", path=path, field="advise")
+    out = {}
+    for k, v in raw.items():
+        line = raw.line_of(k) if isinstance(raw, Mapping) else None
+        if k not in ADVISE_KEYS:
+            raise BadInput(f"unknown key (known: {', '.join(ADVISE_KEYS)})", path=path, line=line,
+                           field=f"advise.{k}")
+        try:
+            if isinstance(v, bool):
+                raise ValueError
+            f = to_fraction(v)
+        except (ValueError, TypeError, ArithmeticError):
+            raise BadInput(f"expected a number of reads per object per month, got {v!r}", path=path, line=line,
+                           field=f"advise.{k}") from None
+        if f < 0:
+            raise BadInput(f"must be 0 or more, got {v!r}", path=path, line=line, field=f"advise.{k}")
+        out[k] = f
+    return out
 
 
 def load_settings(path=None, *, site: str | None = None) -> Settings:
