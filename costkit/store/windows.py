@@ -107,11 +107,7 @@ class WindowMethods:
     def coverage_sources(self, region=None, project=None) -> pd.DataFrame:
         """Per (region, project) and source ("collect", "listen", "import"): the earliest start and the
         latest end it covered, how many runs/batches/files, and when it last ran (aware UTC)."""
-        where, params = [], []
-        for col, value in (("region", region), ("project", project)):
-            if value is not None:
-                where.append(f"{col} = ?")
-                params.append(value)
+        where, params = _filters(region, project)
         cond = (" AND " + " AND ".join(where)) if where else ""
         sql = f"""
             SELECT region, project, 'collect' AS source, min(window_start) AS first, max(e) AS last,
@@ -142,11 +138,7 @@ class WindowMethods:
         gets one gap with no start.
         """
         now = aware(now, "now") or utc_now()
-        where, params = [], []
-        for col, value in (("region", region), ("project", project)):
-            if value is not None:
-                where.append(f"{col} = ?")
-                params.append(value)
+        where, params = _filters(region, project)
         cond = (" AND " + " AND ".join(where)) if where else ""
         sql = f"""
             SELECT region, project, window_start AS s, e, 'collect' AS via FROM (
@@ -193,6 +185,16 @@ class WindowMethods:
         for c in ("via", "note"):
             df[c] = none_for_missing(df[c])
         return df
+
+
+def _filters(region, project) -> tuple[list[str], list]:
+    """SQL conditions and parameters for the optional region and project filters."""
+    where, params = [], []
+    for col, value in (("region", region), ("project", project)):
+        if value is not None:
+            where.append(f"{col} = ?")
+            params.append(value)
+    return where, params
 
 
 def _gap_note(start: datetime, end: datetime, now: datetime) -> str:
