@@ -11,7 +11,8 @@ from costkit.cli.paths import OUT_HELP, check_writable
 
 from costkit.engine.forecast import estimate
 from costkit.prices.book import CURRENCIES, check_book, load_price_book
-from costkit.outputs.text import forecast_csv, forecast_text, text_table, to_json
+from costkit.outputs.forecast import forecast_text, render_forecast
+from costkit.outputs.text import text_table, to_json
 from costkit.core.timeutil import SHANGHAI, parse_instant_or_date, show_time
 from costkit.outputs.files import write_output
 
@@ -30,47 +31,55 @@ def scenario_arg(scenario: str):
     return load_scenario_text(sys.stdin.read(), "<stdin>")
 
 
-def render_forecast(model: dict, fmt: str) -> str:
-    if fmt == "json":
-        return to_json(model)
-    if fmt == "csv":
-        return forecast_csv(model)
-    if fmt == "html":
-        from costkit.outputs.html import render_forecast_html
-        return render_forecast_html(model)
-    return forecast_text(model)
-
-
 @click.command("estimate")
 @click.argument("scenario", type=str)
 @PRICES_OPTION
+@click.option("--price", "price_options", multiple=True, metavar="ITEM=VALUE[/UNIT]",
+              help="A what-if price, the highest layer (repeatable), e.g. imm.ImageSplicing=2.5/1000calls; "
+                   "selectors as oss.Storage[storage_class=IA]=0.08/GB-month.")
+@click.option("--strict", is_flag=True, help="Exit 2 when a price is missing instead of a partial forecast.")
+@click.option("--budget", metavar="AMOUNT[/month]",
+              help="Exit 3 when the horizon total (AMOUNT) or a month (AMOUNT/month) passes it.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
               show_default=True)
 @click.option("--out", type=str, help=OUT_HELP)
 @wide_option
-def estimate_cmd(scenario, prices_file, fmt, out):
+@click.pass_context
+def estimate_cmd(ctx, scenario, prices_file, price_options, strict, budget, fmt, out):
     """Forecast a workload SCENARIO (YAML; `-` reads it from stdin) month by month.
+
+    Items whose price is unknown are shown with their quantity and "price needed", and the totals say what
+    they exclude (exit 0; --strict: exit 2). Exit 3 when --budget is passed (the report is written first).
 
     \b
     Examples:
-      costkit estimate migration.yaml --format html --out forecast.html
-      cat migration.yaml | costkit estimate - --format json
+      costkit estimate migration.yaml --price imm.ImageSplicing=2.5/1000calls --format html --out forecast.html
+      cat migration.yaml | costkit estimate - --format json --budget 5000/month
     """
     out = check_writable(out)
-    model = estimate(scenario_arg(scenario), prices_file)
+    model = estimate(scenario_arg(scenario), prices_file, strict=strict, prices=price_options, budget=budget)
     write_output(render_forecast(model, fmt), out)
     if out:
         click.echo(f"wrote {out}", err=True)
+    if model.get("missing_prices") and fmt != "table":
+        click.echo(f"costkit: warning: forecast incomplete: totals are {model['total_label']}", err=True)
+    verdict = model.get("budget")
+    if verdict is not None:
+        click.echo(f"costkit: budget: {verdict['message']}", err=True)
+        if verdict["passed"]:
+            ctx.exit(3)
 
 
 @click.group("prices", invoke_without_command=True)
 @click.option("--site", type=click.Choice(sorted(CURRENCIES)), default="cn", show_default=True)
 @click.option("--at", "at", help="Instant (ISO 8601 with offset) or date (00:00 Asia/Shanghai); default now.")
 @PRICES_OPTION
+@click.option("--price", "price_options", multiple=True, metavar="ITEM=VALUE[/UNIT]",
+              help="A what-if price on top of every layer (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @wide_option
 @click.pass_context
-def prices_group(ctx, site, at, prices_file, fmt):
+def prices_group(ctx, site, at, prices_file, price_options, fmt):
     """Show the effective price book with confidence and sources.
 
     \b
@@ -82,7 +91,9 @@ def prices_group(ctx, site, at, prices_file, fmt):
         return
     from datetime import datetime
     instant = parse_instant_or_date(at, field="--at") if at else datetime.now(SHANGHAI)
-    book = load_price_book(site, prices_file=prices_file)
+    from costkit.prices.options import parse_price_options
+    book = load_price_book(site, prices_file=prices_file,
+                           price_options=parse_price_options(price_options, CURRENCIES[site]))
     entries = book.effective(instant)
     if fmt == "json":
         click.echo(to_json({"format_version": PRICES_FORMAT_VERSION, "site": site, "currency": book.currency, "at": instant.isoformat(),
@@ -151,6 +162,17 @@ def demo_cmd(out_dir):
         info(f"  {name}: {found or 'NOT FOUND'}")
     for path in (audit.html, audit.json, audit.csv):
         info(f"Audit report: {path.resolve()}")
+
+    from costkit.demo.advise import run_demo_advise
+    paths, advice, planted = run_demo_advise(out_dir, audit.store, audit.prices, MONTH)
+    info(f"\nSYNTHETIC advice on {MONTH} (synthetic object facts, planted: "
+               + ", ".join(f"{k} x{v}" for k, v in planted.items()) + f"): possible saving "
+               f"{advice['possible_saving']['month']} {advice['currency']} a month")
+    for f in advice["findings"]:
+        s = f["saving"]["month"] if f["saving"] else "not priced"
+        info(f"  {f['rule']}: {s}: {f['change']}")
+    for path in paths:
+        info(f"Advice report: {path.resolve()}")
 
 
 def register(group: click.Group) -> None:

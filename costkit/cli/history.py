@@ -105,7 +105,7 @@ def tasks_cmd(ctx, project, region, since, until, status, fmt):
     if status:
         status = {s.lower(): s for s in STATUSES}[status.lower()]
     from costkit.store.db import Store
-    with Store.open(store_path(ctx, create=False), create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
         df = store.tasks_frame(project=project, since=since_dt, until=until_dt, status=status, region=region)
     objs = _task_objects(df)
     if fmt == "json":
@@ -136,7 +136,8 @@ def tasks_cmd(ctx, project, region, since, until, status, fmt):
 @wide_option
 @click.pass_context
 def coverage_cmd(ctx, project, region, fmt):
-    """Show, per project, the windows collected and the gaps (IMM keeps tasks 7 days).
+    """Show, per project, the windows collected and the gaps (IMM keeps tasks 7 days), and what each
+    source covered: collection (collect), notifications (listen) and imported files (import).
 
     \b
     Examples:
@@ -144,8 +145,9 @@ def coverage_cmd(ctx, project, region, fmt):
       costkit coverage --project photos --format json
     """
     from costkit.store.db import Store
-    with Store.open(store_path(ctx, create=False), create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
         df = store.coverage(region=region, project=project)
+        by_source = store.coverage_sources(region=region, project=project)
     objs = [{"region": r.region, "project": r.project, "kind": r.kind, "start": _iso(r.start),
              "end": _iso(r.end), "via": r.via, "note": r.note} for r in df.itertuples(index=False)]
     if fmt == "json":
@@ -158,6 +160,13 @@ def coverage_cmd(ctx, project, region, fmt):
     rows = [[r.region, r.project, r.kind, show_time(r.start) or "(unknown)", show_time(r.end),
              r.via or "", r.note or ""] for r in df.itertuples(index=False)]
     click.echo(_table(rows, ["REGION", "PROJECT", "KIND", "START", "END", "VIA", "NOTE"]))
+    if not by_source.empty:
+        click.echo("")
+        names = {"collect": "collection (collect)", "listen": "notifications (listen)",
+                 "import": "imported files (import)"}
+        rows = [[r.region, r.project, names.get(r.source, r.source), show_time(r.first), show_time(r.last),
+                 int(r.n), show_time(r.at)] for r in by_source.itertuples(index=False)]
+        click.echo(_table(rows, ["REGION", "PROJECT", "SOURCE", "FROM", "TO", "RUNS", "LAST RUN"]))
 
 
 def register(group: click.Group) -> None:

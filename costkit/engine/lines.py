@@ -168,14 +168,14 @@ def _events_sql(model: Model, granularity: str, bounds: list[int]) -> str:
             UNION ALL SELECT task_id, project, c, 'oss.PutRequest', cls, NULL, put FROM x
                 WHERE in_period AND status = 'Succeeded' AND put > 0
             {accel}
-            UNION ALL SELECT task_id, project, d, 'oss.EarlyDeletion', cls, red, bb * (min_hours - (d - c)) FROM x
+            UNION ALL SELECT task_id, project, d, 'oss.EarlyDeletion', cls, red, bb * (min_hours - (d - c)) FROM xe
                 WHERE stored AND d IS NOT NULL AND d >= $h0 AND d < $h1 AND d - c < min_hours
         )"""
     if granularity == "hour":
         return points + f""", hev AS (
             SELECT * FROM pev
             UNION ALL SELECT task_id, project, hh, 'oss.Storage', cls, red, bb
-                FROM (SELECT *, unnest(range(greatest(c, $h0), least(coalesce(d, $h1), $h1))) AS hh FROM x
+                FROM (SELECT *, unnest(range(greatest(c, $h0), least(coalesce(d, $h1), $h1))) AS hh FROM xs
                       WHERE stored AND c < $h1 AND coalesce(d, $h1) > $h0)
         ), ev AS (
             SELECT task_id, project, h AS s, h + 1 AS e, {segment_sql('h', bounds)} AS seg, item, cls, red, q
@@ -187,7 +187,7 @@ def _events_sql(model: Model, granularity: str, bounds: list[int]) -> str:
             UNION ALL
             SELECT x.task_id, x.project, k.s, k.e, k.seg, 'oss.Storage', x.cls, x.red,
                    x.bb * (least(coalesce(x.d, $h1), k.e) - greatest(x.c, k.s))
-            FROM x JOIN _lcuts k ON x.c < k.e AND coalesce(x.d, $h1) > k.s
+            FROM xs x JOIN _lcuts k ON x.c < k.e AND coalesce(x.d, $h1) > k.s
             WHERE x.stored
         )"""
 
@@ -262,7 +262,7 @@ def _chunk_tables(store, period, settings, prices_file, granularity: str) -> lis
     sql = f"CREATE OR REPLACE TEMP TABLE _lpev AS {ctes} {where} ORDER BY s"
     con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
     sql = (f"CREATE OR REPLACE TEMP TABLE _lst AS WITH {target_ctes('item', model, ids=True)} "
-           "SELECT task_id, project, c, coalesce(d, $h1) AS d, bb, cls, red FROM x "
+           "SELECT task_id, project, c, coalesce(d, $h1) AS d, bb, cls, red FROM xs "
            "WHERE stored AND c < $h1 AND coalesce(d, $h1) > $h0")
     con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
     return cuts
