@@ -17,12 +17,23 @@ from costkit.engine.period import parse_period
 from costkit.model.settings import parse_settings
 from costkit.store.db import Store
 
-from test_cost import GB, KB, T, add_task, obj, prices, store  # noqa: F401  (fixtures)
+from test_cost import GB, KB, PRICES, T, add_task, obj, store  # noqa: F401  (fixtures)
 
 # A storage price change mid-day (2025-09-15 10:00 +08:00) cuts that day's lines in two segments.
-CHANGE = [{"item": "oss.Storage", "selectors": {"storage_class": "Standard", "redundancy": "LRS"},
-           "unit": "GB-month", "price": "1.5", "currency": "CNY", "effective_from": "2025-09-15T10:00:00+08:00",
-           "confidence": "contract", "source": "test"}]
+_OLD = ('{item: oss.Storage, selectors: {storage_class: Standard, redundancy: LRS}, unit: GB-month, price: "0.72",\n'
+        '     currency: CNY, confidence: contract, source: test}')
+CHANGED = PRICES.replace(_OLD, _OLD[:-1] + ', effective_to: "2025-09-15T10:00:00+08:00"}\n'
+                         '  - {item: oss.Storage, selectors: {storage_class: Standard, redundancy: LRS}, unit: GB-month,\n'
+                         '     price: "1.5", currency: CNY, confidence: contract, source: test,\n'
+                         '     effective_from: "2025-09-15T10:00:00+08:00"}')
+
+
+@pytest.fixture()
+def prices(tmp_path):
+    assert CHANGED != PRICES
+    p = tmp_path / "prices.yaml"
+    p.write_text(CHANGED)
+    return str(p)
 
 
 def _history(store):
@@ -44,7 +55,7 @@ def _sum(col) -> Decimal:
 @pytest.mark.parametrize("granularity", ["hour", "day", "month"])
 def test_lines_add_up_to_the_report_at_every_granularity(store, prices, granularity):
     _history(store)
-    s = parse_settings({"prices": CHANGE})
+    s = parse_settings({})
     report = price_history(store, parse_period("2025-09"), prices_file=prices, settings=s)
     lines, totals = cost_frames(store, parse_period("2025-09"), prices_file=prices, settings=s, lines=True,
                                 granularity=granularity)
@@ -57,7 +68,7 @@ def test_lines_add_up_to_the_report_at_every_granularity(store, prices, granular
 
 def test_day_lines_are_cut_at_a_price_change_and_month_lines_are_one_per_task_and_item(store, prices):
     _history(store)
-    s = parse_settings({"prices": CHANGE})
+    s = parse_settings({})
     p = parse_period("2025-09")
     day, _ = cost_frames(store, p, prices_file=prices, settings=s, lines=True, granularity="day")
     a = day[(day["task_id"] == "a") & (day["item"] == "oss.Storage")]
