@@ -219,17 +219,23 @@ def _lines_sql(model: Model, bounds: list[int], hour_as_text: bool, selectors: b
         ORDER BY ev.s, ev.project, ev.task_id, ev.item, ev.cls NULLS FIRST, ev.red NULLS FIRST"""
 
 
+def _prepare(store, period, settings, prices_file):
+    """(usage model, segment bounds, SQL parameters) with the temp tables the lines join: the prices of each
+    (item, class, redundancy, segment) and the engine's coefficient tables."""
+    settings, book, model, bounds = pricing_context(store, period, settings, prices_file)
+    agg = aggregate(store._con, model, period, "item", bounds)
+    priced = price_aggregate(agg, model, book, period, bounds)
+    _price_table(store._con, priced, book.currency, model.accel_gb)
+    return model, bounds, setup_tables(store._con, model, period, period_cuts(period, bounds, False))
+
+
 def lines_query(store, period, settings, prices_file, hour_as_text, selectors=False, granularity="hour"):
     """(SQL, parameters) of the charge lines of `period` at `granularity` on `store`'s connection (run it under
     the store's lock; it relies on the temp tables this call creates). `hour_as_text`: times as `...+08:00`
     strings (CSV), else typed (timestamps, dates) for DataFrames and Parquet."""
     check_granularity(granularity)
-    settings, book, model, bounds = pricing_context(store, period, settings, prices_file)
+    model, bounds, params = _prepare(store, period, settings, prices_file)
     con = store._con
-    agg = aggregate(con, model, period, "item", bounds)
-    priced = price_aggregate(agg, model, book, period, bounds)
-    _price_table(con, priced, book.currency, model.accel_gb)
-    params = setup_tables(con, model, period, period_cuts(period, bounds, False))
     con.execute("CREATE OR REPLACE TEMP TABLE _lcuts (u BIGINT, seg INTEGER, s BIGINT, e BIGINT)")
     if granularity != "hour":
         con.executemany("INSERT INTO _lcuts VALUES (?, ?, ?, ?)", line_cuts(period, bounds, granularity))
@@ -241,12 +247,8 @@ def _chunk_tables(store, period, settings, prices_file, granularity: str) -> lis
     """Temp tables for writing the lines interval by interval: `_lpev` (events at one hour, with the
     interval they fall in), `_lst` (stored targets: hours [c, d)); returns the intervals (start, end, segment)
     in order. Same events and prices as `lines_query`."""
-    settings, book, model, bounds = pricing_context(store, period, settings, prices_file)
+    model, bounds, params = _prepare(store, period, settings, prices_file)
     con = store._con
-    agg = aggregate(con, model, period, "item", bounds)
-    priced = price_aggregate(agg, model, book, period, bounds)
-    _price_table(con, priced, book.currency, model.accel_gb)
-    params = setup_tables(con, model, period, period_cuts(period, bounds, False))
     if granularity == "hour":
         cuts = [(h, h + 1, sum(1 for b in bounds if h >= b)) for h in range(period.h0, period.h1)]
         where = f"SELECT p.*, p.h AS s, p.h + 1 AS e, {segment_sql('p.h', bounds)} AS seg FROM pev p"
