@@ -6,6 +6,7 @@ CSV and HTML renderings all come from it. Money in the model is decimal strings 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -17,7 +18,7 @@ from costkit.prices.pricer import Pricer
 from costkit.model.scenario import FIELDS, REQUEST_DEFAULTS, USAGE_DEFAULTS, Scenario
 from costkit.core.timeutil import add_months, hours_between, month_label, month_start
 from costkit.model.usage import splice_usage
-from costkit.engine.profile import CONFIDENT, plain, splice_profile
+from costkit.engine.profile import CONFIDENT, kind_profiles, plain, splice_profile
 
 FORMAT_VERSION = 1
 
@@ -117,20 +118,15 @@ def task_counts(first, growth, months: int) -> list[int]:
 
 def _price_months(scn: Scenario, book: PriceBook, hz: _Horizon, **over):
     """Exact amounts and quantities per (month, item); returns (amounts, quantities, splices, pricer, usage)."""
-    counts = task_counts(over.get("tasks_per_month", scn.tasks_per_month),
-                         over.get("monthly_growth", scn.monthly_growth), scn.months)
-    tasks = _Tasks(hz, counts)
-    usage = splice_usage(splice_profile(scn, **over))
-    fail = min(to_fraction(over.get("failure_rate", scn.failure_rate)), Fraction(1))
-    ok = (1 - fail) if usage.tasks_can_succeed else Fraction(0)
-    splice_share = ok if usage.splice_item_on_success else Fraction(1)
+    counts = over.get("counts") or task_counts(over.get("tasks_per_month", scn.tasks_per_month),
+                                               over.get("monthly_growth", scn.monthly_growth), scn.months)
+    kinds, ok, usage = _kinds(scn, hz, counts, over)
     cutover = hz.hour_index(scn.imm_billing_start)
     pricer = Pricer(book)
     n = scn.months
     amounts = [{k: Fraction(0) for k in ITEM_KEYS} for _ in range(n)]
     qty = [{k: Fraction(0) for k in ITEM_KEYS} for _ in range(n)]
     splices = [Fraction(0)] * n
-    L = usage.retention_hours
     cut_points = {item: sorted({hz.hour_index(t) for t in book.boundaries(item)} | {cutover}) for item in ITEM_KEYS}
 
     def segments(i, item):
@@ -143,34 +139,61 @@ def _price_months(scn: Scenario, book: PriceBook, hz: _Horizon, **over):
         amounts[i][item] += pricer.amount(item, selectors, hz.instant(x), q)
 
     for i in range(n):
-        for item, (sel, per) in usage.per_task.items():
-            for x, y in segments(i, item):
-                add(i, item, sel, x, per * tasks.between(x, y))
-        for item, (sel, per) in usage.per_succeeded.items():
-            for x, y in segments(i, item):
-                add(i, item, sel, x, per * ok * tasks.between(x, y))
-        for x, y in segments(i, "imm.ImageSplicing"):
-            if x >= cutover:
-                q = splice_share * tasks.between(x, y)
-                splices[i] += q
-                add(i, "imm.ImageSplicing", {}, x, q)
-        gb = usage.target_gb * ok
-        for x, y in segments(i, "oss.Storage"):
-            alive = tasks.sum_cum(x + 1, y + 1)
-            if L is not None:
-                alive -= tasks.sum_cum(x + 1 - L, y + 1 - L)
-            add(i, "oss.Storage", usage.target_selectors, x, gb * alive)
-        if usage.early_deletion_hours:
-            for x, y in segments(i, "oss.EarlyDeletion"):
-                deleted = tasks.between(x - L, y - L)
-                add(i, "oss.EarlyDeletion", usage.target_selectors, x, gb * usage.early_deletion_hours * deleted)
+        for tasks, sources, kusage, kok, splice_share in kinds:
+            L = kusage.retention_hours
+            for item, (sel, per) in sources:
+                for x, y in segments(i, item):
+                    add(i, item, sel, x, per * tasks.between(x, y))
+            for item, (sel, per) in kusage.per_succeeded.items():
+                for x, y in segments(i, item):
+                    add(i, item, sel, x, per * kok * tasks.between(x, y))
+            for x, y in segments(i, "imm.ImageSplicing"):
+                if x >= cutover:
+                    q = splice_share * tasks.between(x, y)
+                    splices[i] += q
+                    add(i, "imm.ImageSplicing", {}, x, q)
+            gb = kusage.target_gb * kok
+            for x, y in segments(i, "oss.Storage"):
+                alive = tasks.sum_cum(x + 1, y + 1)
+                if L is not None:
+                    alive -= tasks.sum_cum(x + 1 - L, y + 1 - L)
+                add(i, "oss.Storage", kusage.target_selectors, x, gb * alive)
+            if kusage.early_deletion_hours:
+                for x, y in segments(i, "oss.EarlyDeletion"):
+                    deleted = tasks.between(x - L, y - L)
+                    add(i, "oss.EarlyDeletion", kusage.target_selectors, x,
+                        gb * kusage.early_deletion_hours * deleted)
     return counts, ok, amounts, qty, splices, pricer, usage
+
+
+def _kinds(scn: Scenario, hz: _Horizon, counts, over):
+    """What `_price_months` prices: [(tasks, per-task source items, usage, succeeded share, billed splice
+    share)], one entry without `mix:`, one per kind with it (its share of every month's count); plus the
+    overall succeeded share and a usage whose warnings are every kind's."""
+    if not scn.mix:
+        usage = splice_usage(splice_profile(scn, **over))
+        fail = min(to_fraction(over.get("failure_rate", scn.failure_rate)), Fraction(1))
+        ok = (1 - fail) if usage.tasks_can_succeed else Fraction(0)
+        splice_share = ok if usage.splice_item_on_success else Fraction(1)
+        return [(_Tasks(hz, counts), list(usage.per_task.items()), usage, ok, splice_share)], ok, usage
+    kinds, total_ok, warnings = [], Fraction(0), []
+    for share, profiles, fail in kind_profiles(scn, **over):
+        usages = [splice_usage(p) for p in profiles]
+        usage = usages[0]
+        can = all(u.tasks_can_succeed for u in usages)
+        ok = (1 - min(fail, Fraction(1))) if can else Fraction(0)
+        splice_share = ok if usage.splice_item_on_success else Fraction(1)
+        sources = [kv for u in usages for kv in u.per_task.items()]
+        kinds.append((_Tasks(hz, [c * share for c in counts]), sources, usage, ok, splice_share))
+        total_ok += share * ok
+        warnings += [w for u in usages for w in u.warnings if w not in warnings]
+    return kinds, total_ok, replace(kinds[0][2], warnings=warnings)
 
 
 def _assumptions(scn: Scenario) -> list[dict]:
     out = []
     for key, (_, _, _, desc) in FIELDS.items():
-        if key in ("prices", "usage", "requests", "name"):
+        if key in ("prices", "usage", "requests", "name") or (key == "mix" and not scn.mix):
             continue
         value = getattr(scn, key)
         if key == "start":
