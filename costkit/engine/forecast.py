@@ -193,12 +193,13 @@ def _kinds(scn: Scenario, hz: _Horizon, counts, over):
 def _assumptions(scn: Scenario) -> list[dict]:
     out = []
     for key, (_, _, _, desc) in FIELDS.items():
-        if key in ("prices", "usage", "requests", "name") or (key == "mix" and not scn.mix):
+        if key in ("prices", "usage", "requests", "name", "mix", "calibration"):
             continue
         value = getattr(scn, key)
         if key == "start":
             value = month_label(*value)
         out.append({"key": key, "value": plain(value), "defaulted": key not in scn.given, "description": desc})
+    out += _mix_assumptions(scn)
     for k, v in scn.requests.items():
         out.append({"key": f"requests.{k}", "value": plain(v), "defaulted": v == REQUEST_DEFAULTS[k] and (
             "requests" not in scn.given), "description": "OSS requests per source or per task"})
@@ -220,6 +221,26 @@ def _assumptions(scn: Scenario) -> list[dict]:
                                     "storage stops at the end of the horizon", "defaulted": True,
          "description": "target storage accrual"},
     ]
+    return out
+
+
+def _mix_assumptions(scn: Scenario) -> list[dict]:
+    """Rows for `mix:` (one per kind) and `calibration:` (what was measured; unmeasured keys flagged)."""
+    out = []
+    for i, k in enumerate(scn.mix or []):
+        vals = {**plain(k.values), **({"source_classes": [plain(vars(g)) for g in k.source_classes]}
+                                      if k.source_classes else {})}
+        out.append({"key": f"mix[{i}]", "value": {"name": k.name, "share": plain(k.share), **vals},
+                    "defaulted": False, "description": "task kind: its share of the volume; keys not given "
+                                                       "take the scenario's"})
+    cal = scn.calibration
+    if cal:
+        out.append({"key": "calibration", "value": f"measured from {cal['tasks']} tasks, {cal['window']}",
+                    "defaulted": False, "description": cal["note"]})
+        for key in cal["unmeasured"]:
+            out.append({"key": key, "value": "not measured", "defaulted": True,
+                        "description": "not measured from the history: a documented default (see the "
+                                       "scenario's comment)"})
     return out
 
 

@@ -49,6 +49,7 @@ FIELDS: dict[str, tuple[str, bool, object, str]] = {
     "usage": ("usage", False, None, "usage-model settings"),
     "prices": ("prices", False, None, "price entries with the highest precedence"),
     "mix": ("mix", False, None, "task kinds, each a share of the volume with its own sizes and classes"),
+    "calibration": ("calibration", False, None, "what a calibrated scenario was measured from"),
 }
 
 # Bounds of every number a scenario or settings file takes (README, "Bad input"): (low, high), inclusive.
@@ -91,6 +92,7 @@ class Scenario:
     usage: dict
     prices: list | None
     mix: list | None = None
+    calibration: dict | None = None
     path: str = "scenario"
     given: set = field(default_factory=set)
 
@@ -225,6 +227,8 @@ def parse_scenario(data, path="scenario") -> Scenario:
                     out[c] = _number(days, f"usage.min_storage_days.{c}", path, vv)
                 return out
             vals[k] = _submapping(v, k, USAGE_DEFAULTS, path, data, check_usage)
+        elif kind == "calibration":
+            vals[k] = _parse_calibration(v, path, data)
         elif kind == "mix":
             vals[k] = _parse_mix(v, path, data)
         elif kind == "prices":
@@ -342,6 +346,23 @@ def _parse_mix(v, path, data) -> list[Kind]:
         kinds.append(Kind(share=share, name=name, values=vals, source_classes=sources))
     _shares_sum(kinds, "mix", path, v)
     return kinds
+
+
+CALIBRATION_KEYS = ("window", "tasks", "unmeasured", "note")
+
+
+def _parse_calibration(v, path, data) -> dict:
+    """`calibration:` (written by `costkit scenario from-history`): window, tasks, unmeasured keys, note."""
+    if not isinstance(v, dict):
+        _bad("expected a mapping (window, tasks, unmeasured, note)", path, data, "calibration")
+    for k in v:
+        if k not in CALIBRATION_KEYS:
+            _unknown(f"calibration.{k}", [f"calibration.{c}" for c in CALIBRATION_KEYS], path, v)
+    unmeasured = v.get("unmeasured") or []
+    if not isinstance(unmeasured, list) or not all(isinstance(x, str) for x in unmeasured):
+        _bad("expected a list of scenario keys", path, v, "unmeasured")
+    return {"window": str(v.get("window", "")), "tasks": v.get("tasks"), "unmeasured": list(unmeasured),
+            "note": str(v.get("note", ""))}
 
 
 def load_scenario(path) -> Scenario:

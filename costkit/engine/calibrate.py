@@ -1,0 +1,218 @@
+"""Calibration: a scenario measured from the stored history (`costkit scenario from-history`).
+
+Everything is measured in SQL over the store (no per-task Python); the attribution rules are those of the
+history engine (costkit.engine.history's module doc): a task belongs to the Asia/Shanghai hour of its
+completion; a target lives from its completion hour until it was overwritten or the inventory saw it gone
+(no facts: the settings' retention); object facts missing from the inventory take the settings' defaults.
+
+Succeeded tasks are clustered into kinds by what prices them non-linearly: the target's class and redundancy,
+whether it is below the minimum billable size of IA and colder classes (64 KB), and its lifetime (kept,
+under a day, a week, 30 days, 90 days, longer). Within a kind, everything is linear: sources per task and
+their bytes by class and read mode (Archive read directly, or restored), the mean target size and lifetime.
+
+`calibrate(...)` returns a `Calibration`: `data`, a scenario mapping that `parse_scenario` accepts, and
+`comments`, what each value was measured from, keyed by the value's path (`tasks_per_month`,
+`mix[0].share`, ...).
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from costkit.core.errors import BadInput
+from costkit.core.timeutil import SHANGHAI, parse_instant_or_date
+from costkit.engine.calibrate_build import DAYS_PER_MONTH, LIFE_BOUNDS, Calibration, _dec, build_scenario
+from costkit.engine.period import HOUR_US
+from costkit.model.usage import KB, MB, MIN_SIZE_CLASSES
+
+_CLS = "('Standard', 'IA', 'Archive', 'ColdArchive', 'DeepColdArchive')"
+_MIN_CLS = "(" + ", ".join(f"'{c}'" for c in MIN_SIZE_CLASSES) + ")"
+# Lifetime buckets of a target, upper bounds in hours (a kind per bucket; the last one is open).
+def _q(con, sql: str, params: dict):
+    """Run `sql` with the parameters it names (DuckDB refuses unused ones)."""
+    return con.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)})
+
+
+def task_filter(projects) -> tuple[str, dict]:
+    """SQL condition on `tasks` for `--project` (all projects when empty) and its parameters."""
+    if not projects:
+        return "true", {}
+    return "list_contains($projects, project)", {"projects": list(projects)}
+
+
+def history_window(con, projects, since=None, until=None) -> tuple[datetime, datetime]:
+    """[start, end) of the calibration window: `since`/`until` (whole hours), or from the first to the last
+    Asia/Shanghai day in which a finished task completed. BadInput when no task is in it."""
+    cond, params = task_filter(projects)
+    lo, hi = con.execute(f"SELECT min(end_time), max(end_time) FROM tasks WHERE status IN ('Succeeded', "
+                         f"'Failed') AND {cond}", params).fetchone()
+    if lo is None:
+        raise BadInput("the store holds no finished task" + (f" of project {', '.join(projects)}" if projects
+                                                             else ""), field="--store")
+    start = parse_instant_or_date(since, field="--since") if since else datetime.combine(
+        lo.astimezone(SHANGHAI).date(), datetime.min.time(), SHANGHAI)
+    end = parse_instant_or_date(until, field="--until") if until else datetime.combine(
+        hi.astimezone(SHANGHAI).date() + timedelta(days=1), datetime.min.time(), SHANGHAI)
+    for t, name in ((start, "--since"), (end, "--until")):
+        if t.timestamp() % 3600:
+            raise BadInput(f"must be on a whole hour (billing is hourly): {t.isoformat()}", field=name)
+    if end <= start:
+        raise BadInput("--until must be after --since", field="--until")
+    return start, end
+
+
+def _setup(con, settings) -> dict:
+    con.execute("CREATE OR REPLACE TEMP TABLE _cal_buckets (bucket VARCHAR, adr BOOLEAN, red VARCHAR, "
+                "cls VARCHAR)")
+    rows = [(b, c.get("archive_direct_read"), c.get("redundancy"), c.get("storage_class"))
+            for b, c in settings.buckets.items()]
+    if rows:
+        con.executemany("INSERT INTO _cal_buckets VALUES (?, ?, ?, ?)", rows)
+    s = settings.splice
+    ret = None if s.target_retention_days is None else int(round(s.target_retention_days * 24))
+    return {"src_bytes": int(s.source_size_mb * MB), "src_class": s.source_storage_class,
+            "src_dr": s.archive_direct_read, "tgt_bytes": int(s.target_size_mb * MB),
+            "tgt_class": s.target_storage_class, "tgt_red": s.target_redundancy, "ret": ret,
+            "floor": int(s.usage["min_billable_kb"] * KB)}
+
+
+def _kinds_sql(cond: str) -> str:
+    """One row per kind of succeeded task: its key, tasks, target bytes, unknown targets, lifetime hours."""
+    life = " ".join(f"WHEN lt < {b} THEN {i}" for i, b in enumerate(LIFE_BOUNDS))
+    return f"""
+        CREATE OR REPLACE TEMP TABLE _cal_tasks AS
+        WITH t AS (
+            SELECT rowid AS tid, status, end_time, target_uri, sources, epoch_us(end_time) // {HOUR_US} AS c,
+                   lead(epoch_us(end_time) // {HOUR_US}) OVER (PARTITION BY target_uri, status
+                                                             ORDER BY end_time, rowid) AS next_c
+            FROM tasks WHERE status IN ('Succeeded', 'Failed') AND end_time < $p1 AND {cond}
+        ), s AS (
+            SELECT t.tid, t.c, t.sources, t.end_time, o.size IS NULL AS unknown, coalesce(o.size, $tgt_bytes) AS size,
+                   CASE WHEN o.size IS NOT NULL AND o.storage_class IN {_CLS} THEN o.storage_class
+                        WHEN b.storage_class IN {_CLS} THEN b.storage_class
+                        WHEN cb.cls IS NOT NULL THEN cb.cls ELSE $tgt_class END AS cls,
+                   CASE WHEN b.redundancy IN ('LRS', 'ZRS') THEN b.redundancy
+                        WHEN cb.red IS NOT NULL THEN cb.red ELSE $tgt_red END AS red,
+                   least(t.next_c, CASE WHEN o.gone AND o.gone_since IS NOT NULL
+                                            THEN (epoch_us(o.gone_since) + {HOUR_US - 1}) // {HOUR_US}
+                                        WHEN o.uri IS NULL THEN t.c + $ret END) AS del_h
+            FROM t
+            LEFT JOIN objects o ON o.uri = t.target_uri
+            LEFT JOIN buckets b ON b.bucket = split_part(t.target_uri, '/', 3)
+            LEFT JOIN _cal_buckets cb ON cb.bucket = split_part(t.target_uri, '/', 3)
+            WHERE t.status = 'Succeeded' AND t.target_uri IS NOT NULL AND t.end_time >= $p0
+        )
+        SELECT tid, c, sources, end_time, unknown, size, cls, red, cls IN {_MIN_CLS} AND size < $floor AS small,
+               greatest(del_h, c) - c AS lt,
+               CASE WHEN del_h IS NULL THEN -1 {life.replace('lt', '(greatest(del_h, c) - c)')}
+                    ELSE {len(LIFE_BOUNDS)} END AS life
+        FROM s"""
+
+
+_SOURCES_SQL = f"""
+    WITH j AS (
+        SELECT k.cls AS tcls, k.red, k.small, k.life, k.end_time, u.uri, o.size,
+               CASE WHEN o.size IS NULL THEN $src_class WHEN o.storage_class IN {_CLS} THEN o.storage_class
+                    ELSE 'Standard' END AS scls, o.restore_state, o.restore_expiry
+        FROM (SELECT cls, red, small, life, end_time, unnest(sources) AS u FROM _cal_tasks) k
+        LEFT JOIN objects o ON o.uri = k.u.uri
+    ), g AS (
+        SELECT tcls, red, small, life, scls, CASE WHEN scls = 'Archive' THEN split_part(uri, '/', 3) END AS ab,
+               scls = 'Archive' AND coalesce(restore_state = 'restored'
+                   AND (restore_expiry IS NULL OR restore_expiry > end_time), false) AS restored,
+               count(*) AS n, sum(coalesce(size, $src_bytes)) AS bytes, sum((size IS NULL)::INTEGER) AS unknown
+        FROM j GROUP BY ALL
+    )
+    SELECT g.tcls, g.red, g.small, g.life, g.scls,
+           scls = 'Archive' AND NOT (restored OR NOT coalesce(b.archive_direct_read, cb.adr, $src_dr)) AS direct,
+           scls = 'Archive' AND (restored OR NOT coalesce(b.archive_direct_read, cb.adr, $src_dr)) AS rst,
+           sum(n)::BIGINT, sum(bytes)::HUGEINT, sum(unknown)::BIGINT
+    FROM g LEFT JOIN buckets b ON b.bucket = g.ab LEFT JOIN _cal_buckets cb ON cb.bucket = g.ab
+    GROUP BY ALL ORDER BY ALL"""
+
+
+def _series(con, cond, params):
+    """(daily [(day, tasks)], hourly counts[24], succeeded, failed) of the window, Asia/Shanghai."""
+    daily = _q(con, f"""
+        SELECT strftime(DATE '1970-01-01' + CAST((epoch_us(end_time) // {HOUR_US} + 8) // 24 AS INTEGER),
+                        '%Y-%m-%d') AS d, count(*) FROM tasks
+        WHERE status IN ('Succeeded', 'Failed') AND end_time >= $p0 AND end_time < $p1 AND {cond}
+        GROUP BY d ORDER BY d""", params).fetchall()
+    hours = dict(_q(con, f"""
+        SELECT (epoch_us(end_time) // {HOUR_US} + 8) % 24 AS hod, count(*) FROM tasks
+        WHERE status IN ('Succeeded', 'Failed') AND end_time >= $p0 AND end_time < $p1 AND {cond}
+        GROUP BY hod""", params).fetchall())
+    ok, failed = _q(con, f"""
+        SELECT count(*) FILTER (status = 'Succeeded'), count(*) FILTER (status = 'Failed') FROM tasks
+        WHERE status IN ('Succeeded', 'Failed') AND end_time >= $p0 AND end_time < $p1 AND {cond}""",
+                             params).fetchone()
+    return daily, [hours.get(h, 0) for h in range(24)], ok, failed
+
+
+def daily_counts(store, projects=(), start=None, end=None) -> list[tuple[str, int]]:
+    """[(YYYY-MM-DD, finished tasks completing that Asia/Shanghai day)] over [start, end), every day of the
+    span present (0 where none completed); the whole history without bounds."""
+    con = store._con
+    cond, params = task_filter(projects)
+    with store._lock:
+        if start is None or end is None:
+            s, e = history_window(con, projects)
+            start, end = start or s, end or e
+        rows = dict(_series(con, cond, {**params, "p0": start, "p1": end})[0])
+    day, last = start.astimezone(SHANGHAI).date(), (end - timedelta(microseconds=1)).astimezone(SHANGHAI).date()
+    out = []
+    while day <= last:
+        out.append((day.isoformat(), rows.get(day.isoformat(), 0)))
+        day += timedelta(days=1)
+    return out
+
+
+def calibrate(store, *, projects=(), since=None, until=None, start_month=None, settings=None) -> Calibration:
+    """Measure a scenario from the store (see the module doc); BadInput when the window holds no task."""
+    from costkit.model.settings import load_settings
+    settings = settings or load_settings(None)
+    con = store._con
+    cond, params = task_filter(projects)
+    with store._lock:
+        p0, p1 = history_window(con, projects, since, until)
+        params.update(_setup(con, settings), p0=p0, p1=p1)
+        daily, hours, ok, failed = _series(con, cond, params)
+        if ok + failed == 0:
+            raise BadInput(f"no finished task completed in {p0.isoformat()} .. {p1.isoformat()}", field="--since")
+        _q(con, _kinds_sql(cond), params)
+        kinds = con.execute("""
+            SELECT cls, red, small, life, count(*)::BIGINT, sum(size)::HUGEINT, sum(unknown::INTEGER)::BIGINT,
+                   avg(lt)::DOUBLE, count(lt)::BIGINT
+            FROM _cal_tasks GROUP BY ALL ORDER BY count(*) DESC, cls, red, small, life""").fetchall()
+        sources = _q(con, _SOURCES_SQL, params).fetchall()
+        growth = _growth(daily)
+        con.execute("DROP TABLE IF EXISTS _cal_tasks")
+    return build_scenario(settings=settings, p0=p0, p1=p1, daily=daily, hours=hours, ok=ok, failed=failed,
+                          kinds=kinds, sources=sources, growth=growth, start_month=start_month,
+                          projects=projects)
+
+
+def _growth(daily) -> tuple[Decimal, int] | None:
+    """(monthly growth, days fitted): the slope of ln(tasks per day) on the day, within weekdays (weekday
+    means removed, so weekly seasonality does not bias it), compounded over a mean month; None with fewer
+    than 14 days with tasks. `daily` lists consecutive days from the window's first."""
+    import math
+    pts = [(i, math.log(n)) for i, (_, n) in enumerate(daily) if n > 0]
+    if len(pts) < 14:
+        return None
+    groups: dict = {}
+    for x, y in pts:
+        groups.setdefault(x % 7, []).append((x, y))
+    sxy = sxx = 0.0
+    for g in groups.values():
+        mx = sum(x for x, _ in g) / len(g)
+        my = sum(y for _, y in g) / len(g)
+        sxy += sum((x - mx) * (y - my) for x, y in g)
+        sxx += sum((x - mx) ** 2 for x, _ in g)
+    if sxx == 0:
+        return None
+    return _dec(math.exp(sxy / sxx * float(DAYS_PER_MONTH)) - 1), len(pts)
+
+
+__all__ = ["Calibration", "calibrate", "daily_counts", "history_window", "task_filter"]
