@@ -21,6 +21,14 @@ PRICES_OPTION = click.option("--prices", "prices_file", type=str,
 def render_forecast(model: dict, fmt: str) -> str:
     if fmt == "json":
         return to_json(model)
+    if model.get("trend"):
+        from costkit.outputs import trend
+        if fmt == "csv":
+            return trend.trend_csv(model)
+        if fmt == "html":
+            from costkit.outputs.html import render_forecast_html
+            return trend.trend_html(model, render_forecast_html(model))
+        return forecast_text(model) + trend.trend_text(model)
     if fmt == "csv":
         return forecast_csv(model)
     if fmt == "html":
@@ -29,16 +37,35 @@ def render_forecast(model: dict, fmt: str) -> str:
     return forecast_text(model)
 
 
+def _trend_estimate(ctx, scenario, prices_file, store):
+    """`estimate --trend`: the scenario priced on the volume projected from the store's daily series."""
+    from costkit.cli.paths import check_store
+    from costkit.engine.calibrate import daily_counts
+    from costkit.engine.trend import trend_forecast
+    from costkit.model.scenario import load_scenario
+    from costkit.store.db import Store
+    scn = load_scenario(scenario)
+    book = load_price_book(scn.site, prices_file=prices_file, scenario_prices=scn.prices, scenario_path=scn.path)
+    path = check_store(store or ctx.find_root().obj["store_path"], create=False)
+    with Store.open(path, create=False) as st:
+        daily = daily_counts(st)
+    return trend_forecast(scn, book, daily)
+
+
 @click.command("estimate")
 @click.argument("scenario", type=str)
 @PRICES_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
               show_default=True)
 @click.option("--out", type=str, help="Write here instead of stdout.")
-def estimate_cmd(scenario, prices_file, fmt, out):
+@click.option("--trend", is_flag=True, help="Project the volume from the store's daily series (trend and weekly "
+                                            "seasonality, 80 % and 95 % intervals) instead of monthly_growth.")
+@click.option("--store", "trend_store", type=str, help="History store for --trend (default: the group's --store).")
+@click.pass_context
+def estimate_cmd(ctx, scenario, prices_file, fmt, out, trend, trend_store):
     """Forecast a workload SCENARIO (YAML) month by month."""
     check_writable(out)
-    model = estimate(scenario, prices_file)
+    model = _trend_estimate(ctx, scenario, prices_file, trend_store) if trend else estimate(scenario, prices_file)
     write_output(render_forecast(model, fmt), out)
     if out:
         click.echo(f"wrote {out}", err=True)

@@ -118,8 +118,10 @@ def task_counts(first, growth, months: int) -> list[int]:
 
 def _price_months(scn: Scenario, book: PriceBook, hz: _Horizon, **over):
     """Exact amounts and quantities per (month, item); returns (amounts, quantities, splices, pricer, usage)."""
-    counts = over.get("counts") or task_counts(over.get("tasks_per_month", scn.tasks_per_month),
-                                               over.get("monthly_growth", scn.monthly_growth), scn.months)
+    counts = over.get("counts")
+    if counts is None:
+        counts = task_counts(over.get("tasks_per_month", scn.tasks_per_month),
+                             over.get("monthly_growth", scn.monthly_growth), scn.months)
     kinds, ok, usage = _kinds(scn, hz, counts, over)
     cutover = hz.hour_index(scn.imm_billing_start)
     pricer = Pricer(book)
@@ -259,15 +261,25 @@ def _total_for(scn, book, hz, **over) -> Decimal | None:
     return sum((round_money(a) for month in amounts for a in month.values()), ZERO)
 
 
-def build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool = True) -> dict:
-    """The forecast model (see module doc). Raises BadInput naming every missing price."""
+def build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool = True, counts=None) -> dict:
+    """The forecast model (see module doc). Raises BadInput naming every missing price. `counts` (tasks per
+    month, whole numbers) replaces the scenario's volume (a trend); there is no sensitivity then."""
     with exact_decimals():  # a valid scenario never overflows the 28-digit default context
-        return _build_forecast(scn, book, sensitivity=sensitivity)
+        return _build_forecast(scn, book, sensitivity=sensitivity and counts is None, counts=counts)
 
 
-def _build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool) -> dict:
+def month_totals(scn: Scenario, book: PriceBook, counts: list[int]) -> list[Decimal]:
+    """The total of each month (sum of its rounded items) when the months hold `counts` tasks."""
+    with exact_decimals():
+        *_, amounts, _, _, pricer, _ = _price_months(scn, book, _Horizon(scn), counts=counts)
+    pricer.raise_if_missing()
+    return [sum((round_money(a) for a in month.values()), ZERO) for month in amounts]
+
+
+def _build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool, counts=None) -> dict:
     hz = _Horizon(scn)
-    counts, ok, amounts, qty, splices, pricer, usage = _price_months(scn, book, hz)
+    counts, ok, amounts, qty, splices, pricer, usage = _price_months(scn, book, hz, **(
+        {"counts": counts} if counts is not None else {}))
     pricer.raise_if_missing()
     months = []
     item_totals = {k: ZERO for k in ITEM_KEYS}
@@ -360,4 +372,4 @@ def months_frame(model: dict):
     return pd.DataFrame(rows)
 
 
-__all__ = ["FORMAT_VERSION", "build_forecast", "estimate", "months_frame", "task_counts"]
+__all__ = ["FORMAT_VERSION", "build_forecast", "estimate", "months_frame", "month_totals", "task_counts"]
