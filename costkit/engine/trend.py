@@ -16,7 +16,9 @@ statsmodels is an optional extra (`pip install 'costkit[trend]'`): it brings sci
 """
 from __future__ import annotations
 
+import math
 import warnings
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -150,25 +152,56 @@ def trend_counts(scn: Scenario, daily: list[tuple[str, int]], **sim) -> tuple[di
     return bands, info
 
 
+_Z = {"low80": -1.2816, "high80": 1.2816, "low95": -1.96, "high95": 1.96}
+_PROBE = 100_000   # tasks in the probe month that prices one kind alone
+
+
+def cost_spread(scn: Scenario, book) -> float:
+    """The coefficient of variation of the cost of one task across the scenario's kinds and outcomes
+    (succeeded or failed), from the engine's price of each alone over the first month: a month of n tasks
+    drawn from that mix has a mean cost per task with a relative standard deviation of this / sqrt(n)."""
+    kinds = scn.mix or []
+    fail = float(scn.failure_rate)
+    probe = replace(scn, months=1)
+    costs = []
+    for k in kinds or [None]:
+        share = float(k.share) if k else 1.0
+        for rate, p in ((0, 1 - fail), (1, fail)):
+            if p <= 0:
+                continue
+            one = replace(k, share=Decimal(1), values={**k.values, "failure_rate": Decimal(rate)}) if k else None
+            s1 = replace(probe, mix=[one] if one else None, failure_rate=Decimal(rate))
+            costs.append((share * p, float(month_totals(s1, book, [_PROBE])[0]) / _PROBE))
+    mean = sum(w * c for w, c in costs)
+    if mean <= 0:
+        return 0.0
+    return math.sqrt(sum(w * (c - mean) ** 2 for w, c in costs)) / mean
+
+
 def trend_forecast(scn: Scenario, book, daily, *, pricing_error: Decimal | None = None, **sim) -> dict:
     """The forecast model priced on the trend's expected volume, with `trend`: the method, and per month the
-    tasks and totals of each band (money as decimal strings). `pricing_error` (a share) widens the money
-    bands by the pricing model's own measured error (the backtest's in-sample month)."""
+    tasks and totals of each band (money as decimal strings). Each money band is the priced volume band
+    widened, in quadrature, by the month's relative standard deviation from the mix (`cost_spread` / sqrt of
+    the month's tasks) and `pricing_error` (a share: the pricing model's own error, measured by the backtest
+    on a fitted month)."""
     bands, info = trend_counts(scn, daily, **sim)
     model = build_forecast(scn, book, counts=bands["expected"])
     totals = {b: (month_totals(scn, book, bands[b]) if b != "expected" else
                   [Decimal(m["total"]) for m in model["months"]]) for b in BANDS}
-    widen = pricing_error or Decimal(0)
+    spread = cost_spread(scn, book)
+    pe = float(pricing_error or 0)
     rows = []
     for i, m in enumerate(model["months"]):
-        t = {b: totals[b][i] for b in BANDS}
-        for b in ("low80", "low95"):
-            t[b] = min(t[b], t["expected"]) * (1 - widen)
-        for b in ("high80", "high95"):
-            t[b] = max(t[b], t["expected"]) * (1 + widen)
+        e = totals["expected"][i]   # money stays Decimal; the spread is a statistic (a float)
+        rel = Decimal(repr(math.sqrt(spread ** 2 / max(1, bands["expected"][i]) + pe ** 2)))
+        t = {"expected": e}
+        for b, z in _Z.items():
+            half = ((totals[b][i] - e) ** 2 + (Decimal(repr(z)) * rel * e) ** 2).sqrt()
+            t[b] = max(Decimal(0), e + half if z > 0 else e - half)
         rows.append({"month": m["month"], "tasks": {b: bands[b][i] for b in BANDS},
                      "total": {b: str(round_money(t[b])) for b in BANDS}})
-    model["trend"] = {**info, "pricing_error": str(widen), "months": rows,
+    model["trend"] = {**info, "cost_spread": round(spread, 4), "pricing_error": str(pricing_error or 0),
+                      "months": rows,
                       "note": "volume projected from the store's daily series; monthly_growth is not used"}
     model["assumptions"].append({"key": "trend", "value": info["method"], "defaulted": False,
                                  "description": f"tasks per month projected from {info['history_days']} days "
@@ -176,4 +209,4 @@ def trend_forecast(scn: Scenario, book, daily, *, pricing_error: Decimal | None 
     return model
 
 
-__all__ = ["BANDS", "MIN_DAYS", "Fit", "fit_daily", "simulate_days", "trend_counts", "trend_forecast"]
+__all__ = ["BANDS", "MIN_DAYS", "Fit", "cost_spread", "fit_daily", "simulate_days", "trend_counts", "trend_forecast"]

@@ -30,7 +30,7 @@ class KindSpec:
 class HistorySpec:
     """A history: `days` Asia/Shanghai days from `first_day`, `base` tasks on day 0 growing `daily_growth`
     compounded per day, times `weekly[weekday]` (Monday first) and (1 + noise x N(0, 1)); `failure_rate` of
-    every kind fails; the hour of day follows `hourly` (24 weights, uniform by default)."""
+    every kind fails; the hour of day follows `hourly` (24 weights, uniform by default); see `assign`."""
 
     first_day: date
     days: int
@@ -43,6 +43,9 @@ class HistorySpec:
     kinds: list = field(default_factory=list)
     seed: int = 7
     project: str = "proj"
+    # "hash": each task draws its kind, outcome and hour (seeded hashes); "stride": every block of 1,000
+    # consecutive tasks holds the exact shares (a history that follows its law without sampling noise).
+    assign: str = "hash"
 
     def daily_counts(self) -> list[int]:
         rnd = random.Random(self.seed)
@@ -81,12 +84,17 @@ def build_history(store, spec: HistorySpec, *, id_offset: int = 0) -> int:
         con.executemany("INSERT INTO _syn_days VALUES (?, ?, ?)", rows)
         hour_case = " ".join(f"WHEN hb < {t} THEN {h}" for h, t in enumerate(hours))
         kind_case = " ".join(f"WHEN kb < {t} THEN {k}" for k, t in enumerate(kinds))
+        seed = int(spec.seed)
+        if spec.assign == "stride":   # multipliers coprime with 1000: permutations of each block of 1000
+            draws = "(i * 211 + 5) % 1000 AS hb, (i * 619) % 1000 AS kb, (i * 389 + 17) % 1000 AS fb"
+        else:
+            draws = f"hash(i, {seed}, 1) % 1000 AS hb, hash(i, {seed}, 2) % 1000 AS kb, hash(i, {seed}, 3) % 1000 AS fb"
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _syn AS
             SELECT i, d, CASE {hour_case} END AS hod, CASE {kind_case} END AS kind,
-                   hash(i * 7 + 3) % 1000 < {fail_per_mille} AS failed, hash(i * 13 + 5) % 3600 AS sec
+                   fb < {fail_per_mille} AS failed, hash(i, {seed}, 5) % 3600 AS sec
             FROM (SELECT d, first + unnest(range(n)) AS i FROM _syn_days)
-                 , LATERAL (SELECT hash(i * 11 + 1) % 1000 AS hb, hash(i * 17 + 2) % 1000 AS kb)""")
+                 , LATERAL (SELECT {draws})""")
         for k, spec_k in enumerate(spec.kinds):
             _write_kind(con, spec, k, spec_k, t0)
         con.execute("DROP TABLE _syn")
