@@ -11,8 +11,8 @@ observed (no uncertainty). Each of the five task-count paths (low 95, low 80, ex
 month) is priced by the forecast engine, so the intervals are on volume and the money follows the prices,
 mix and storage accrual exactly.
 
-statsmodels is an optional extra (`pip install 'costkit[trend]'`): it brings scipy, which `estimate` without
-`--trend` does not need.
+statsmodels is an optional extra (`pip install 'costkit[trend]'`, with threadpoolctl to keep BLAS on one
+thread while fitting): it brings scipy, which `estimate` without `--trend` does not need.
 """
 from __future__ import annotations
 
@@ -73,6 +73,17 @@ def _trend_uncertainty(series, days: int, repetitions: int, rng):
     return sigma / np.sqrt(n) * z[0][None, :] + sigma / np.sqrt(sxx) * h[:, None] * z[1][None, :]
 
 
+def _one_thread():
+    """BLAS on one thread while fitting: the optimiser makes hundreds of tiny calls, and a thread pool per call
+    is many times slower than none (most of all on a busy 2-core machine)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:   # the trend extra brings it; without it the fit is only slower
+        from contextlib import nullcontext
+        return nullcontext()
+    return threadpool_limits(1)
+
+
 def fit_daily(counts: list[int]) -> Fit:
     """The best (lowest AIC) of ETS(A,A,A) and ETS(A,A,M) on the counts and ETS(A,A,A) on their logarithm
     (exponential growth), each with weekly seasonality. Fewer than MIN_DAYS days: BadInput."""
@@ -87,7 +98,7 @@ def fit_daily(counts: list[int]) -> Fit:
         candidates += [(y, False, "mul", "ETS(A,A,M)"), (np.log(y), True, "add", "ETS(A,A,A) on ln(tasks)")]
     best = None
     for series, log, seasonal, name in candidates:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _one_thread():
             warnings.simplefilter("ignore")   # convergence chatter of the optimiser; the AIC decides
             try:
                 res = ETSModel(series, error="add", trend="add", seasonal=seasonal, seasonal_periods=7).fit(disp=False)
@@ -107,7 +118,8 @@ def simulate_days(fit: Fit, days: int, *, repetitions: int = REPETITIONS, seed: 
     if days <= 0:
         return np.zeros((0, repetitions))
     rng = np.random.default_rng(seed)
-    sims = fit.res.simulate(nsimulations=days, repetitions=repetitions, anchor="end", rng=rng)
+    with _one_thread():
+        sims = fit.res.simulate(nsimulations=days, repetitions=repetitions, anchor="end", rng=rng)
     sims = np.asarray(sims).reshape(days, repetitions) + _trend_uncertainty(fit.series, days, repetitions, rng)
     if fit.log:
         sims = np.exp(np.minimum(sims, 50))
