@@ -77,59 +77,83 @@ def _setup(con, settings) -> dict:
             "floor": int(s.usage["min_billable_kb"] * KB)}
 
 
-def _kinds_sql(cond: str) -> str:
-    """One row per kind of succeeded task: its key, tasks, target bytes, unknown targets, lifetime hours."""
+def _sums_sql(cond: str) -> str:
+    """One pass over the window's succeeded tasks with a target: each task's kind (target class, redundancy,
+    under the minimum size, lifetime bucket) from its target's facts, its sources unnested with their facts.
+    One row per (kind, source class, direct read, restored): sources, their bytes and unknown ones; and the
+    kind's task sums carried by each task's first source only (tasks, target bytes, unknown targets, sum and
+    count of lifetimes in hours). Overwrites are looked for only among target URIs written more than once."""
     life = " ".join(f"WHEN lt < {b} THEN {i}" for i, b in enumerate(LIFE_BOUNDS))
+    base = f"status = 'Succeeded' AND target_uri IS NOT NULL AND end_time < $p1 AND {cond}"
     return f"""
-        CREATE OR REPLACE TEMP TABLE _cal_tasks AS
-        WITH t AS (
-            SELECT rowid AS tid, status, end_time, target_uri, sources, epoch_us(end_time) // {HOUR_US} AS c,
-                   lead(epoch_us(end_time) // {HOUR_US}) OVER (PARTITION BY target_uri, status
-                                                             ORDER BY end_time, rowid) AS next_c
-            FROM tasks WHERE status IN ('Succeeded', 'Failed') AND end_time < $p1 AND {cond}
+        WITH dup AS (
+            SELECT target_uri FROM tasks WHERE {base} GROUP BY target_uri HAVING count(*) > 1
+        ), nx AS (
+            SELECT rowid AS tid, lead(epoch_us(end_time) // {HOUR_US}) OVER (PARTITION BY target_uri
+                                                                            ORDER BY end_time, rowid) AS next_c
+            FROM tasks WHERE {base} AND target_uri IN (SELECT target_uri FROM dup)
+        ), t AS (
+            SELECT rowid AS tid, end_time, target_uri, sources, epoch_us(end_time) // {HOUR_US} AS c
+            FROM tasks WHERE {base} AND end_time >= $p0
         ), s AS (
-            SELECT t.tid, t.c, t.sources, t.end_time, o.size IS NULL AS unknown, coalesce(o.size, $tgt_bytes) AS size,
+            SELECT t.end_time, t.sources, t.c, o.size IS NULL AS unknown, coalesce(o.size, $tgt_bytes) AS size,
                    CASE WHEN o.size IS NOT NULL AND o.storage_class IN {_CLS} THEN o.storage_class
                         WHEN b.storage_class IN {_CLS} THEN b.storage_class
                         WHEN cb.cls IS NOT NULL THEN cb.cls ELSE $tgt_class END AS cls,
                    CASE WHEN b.redundancy IN ('LRS', 'ZRS') THEN b.redundancy
                         WHEN cb.red IS NOT NULL THEN cb.red ELSE $tgt_red END AS red,
-                   least(t.next_c, CASE WHEN o.gone AND o.gone_since IS NOT NULL
-                                            THEN (epoch_us(o.gone_since) + {HOUR_US - 1}) // {HOUR_US}
-                                        WHEN o.uri IS NULL THEN t.c + $ret END) AS del_h
+                   least(nx.next_c, CASE WHEN o.gone AND o.gone_since IS NOT NULL
+                                             THEN (epoch_us(o.gone_since) + {HOUR_US - 1}) // {HOUR_US}
+                                         WHEN o.uri IS NULL THEN t.c + $ret END) AS del_h
             FROM t
+            LEFT JOIN nx ON nx.tid = t.tid
             LEFT JOIN objects o ON o.uri = t.target_uri
             LEFT JOIN buckets b ON b.bucket = split_part(t.target_uri, '/', 3)
             LEFT JOIN _cal_buckets cb ON cb.bucket = split_part(t.target_uri, '/', 3)
-            WHERE t.status = 'Succeeded' AND t.target_uri IS NOT NULL AND t.end_time >= $p0
+        ), k AS (
+            SELECT end_time, sources, unknown, size, cls, red, cls IN {_MIN_CLS} AND size < $floor AS small,
+                   greatest(del_h, c) - c AS lt
+            FROM s
+        ), j AS (
+            SELECT cls AS tcls, red, small, CASE WHEN lt IS NULL THEN -1 {life} ELSE {len(LIFE_BOUNDS)} END AS life,
+                   end_time, unknown, size, lt, unnest(sources).uri AS uri, unnest(range(len(sources))) AS idx
+            FROM k
+        ), g AS (
+            SELECT tcls, red, small, life,
+                   CASE WHEN o.size IS NULL THEN $src_class WHEN o.storage_class IN {_CLS} THEN o.storage_class
+                        ELSE 'Standard' END AS scls,
+                   split_part(j.uri, '/', 3) AS ab,
+                   coalesce(o.restore_state = 'restored'
+                            AND (o.restore_expiry IS NULL OR o.restore_expiry > j.end_time), false) AS restored,
+                   count(*) AS n, sum(coalesce(o.size, $src_bytes)) AS bytes, sum((o.size IS NULL)::INTEGER) AS su,
+                   count(*) FILTER (idx = 0) AS tasks, sum(j.size) FILTER (idx = 0) AS tbytes,
+                   sum(j.unknown::INTEGER) FILTER (idx = 0) AS tu, sum(lt) FILTER (idx = 0) AS lts,
+                   count(lt) FILTER (idx = 0) AS ltn
+            FROM j LEFT JOIN objects o ON o.uri = j.uri
+            GROUP BY ALL
         )
-        SELECT tid, c, sources, end_time, unknown, size, cls, red, cls IN {_MIN_CLS} AND size < $floor AS small,
-               greatest(del_h, c) - c AS lt,
-               CASE WHEN del_h IS NULL THEN -1 {life.replace('lt', '(greatest(del_h, c) - c)')}
-                    ELSE {len(LIFE_BOUNDS)} END AS life
-        FROM s"""
+        SELECT g.tcls, g.red, g.small, g.life, g.scls,
+               g.scls = 'Archive' AND NOT (g.restored OR NOT coalesce(b.archive_direct_read, cb.adr, $src_dr)),
+               g.scls = 'Archive' AND (g.restored OR NOT coalesce(b.archive_direct_read, cb.adr, $src_dr)),
+               sum(n)::BIGINT, sum(bytes)::HUGEINT, sum(su)::BIGINT, sum(tasks)::BIGINT, sum(tbytes)::HUGEINT,
+               sum(tu)::BIGINT, sum(lts)::HUGEINT, sum(ltn)::BIGINT
+        FROM g LEFT JOIN buckets b ON b.bucket = g.ab LEFT JOIN _cal_buckets cb ON cb.bucket = g.ab
+        GROUP BY ALL ORDER BY ALL"""
 
 
-_SOURCES_SQL = f"""
-    WITH j AS (
-        SELECT k.cls AS tcls, k.red, k.small, k.life, k.end_time, u.uri, o.size,
-               CASE WHEN o.size IS NULL THEN $src_class WHEN o.storage_class IN {_CLS} THEN o.storage_class
-                    ELSE 'Standard' END AS scls, o.restore_state, o.restore_expiry
-        FROM (SELECT cls, red, small, life, end_time, unnest(sources) AS u FROM _cal_tasks) k
-        LEFT JOIN objects o ON o.uri = k.u.uri
-    ), g AS (
-        SELECT tcls, red, small, life, scls, CASE WHEN scls = 'Archive' THEN split_part(uri, '/', 3) END AS ab,
-               scls = 'Archive' AND coalesce(restore_state = 'restored'
-                   AND (restore_expiry IS NULL OR restore_expiry > end_time), false) AS restored,
-               count(*) AS n, sum(coalesce(size, $src_bytes)) AS bytes, sum((size IS NULL)::INTEGER) AS unknown
-        FROM j GROUP BY ALL
-    )
-    SELECT g.tcls, g.red, g.small, g.life, g.scls,
-           scls = 'Archive' AND NOT (restored OR NOT coalesce(b.archive_direct_read, cb.adr, $src_dr)) AS direct,
-           scls = 'Archive' AND (restored OR NOT coalesce(b.archive_direct_read, cb.adr, $src_dr)) AS rst,
-           sum(n)::BIGINT, sum(bytes)::HUGEINT, sum(unknown)::BIGINT
-    FROM g LEFT JOIN buckets b ON b.bucket = g.ab LEFT JOIN _cal_buckets cb ON cb.bucket = g.ab
-    GROUP BY ALL ORDER BY ALL"""
+def _split(rows):
+    """(kinds [(cls, red, small, life, tasks, target bytes, unknown, mean lifetime h, lifetimes)], source rows
+    [(cls, red, small, life, source class, direct, restored, sources, bytes, unknown)]) of `_sums_sql` rows,
+    kinds most frequent first."""
+    kinds: dict = {}
+    for r in rows:
+        t = kinds.setdefault(tuple(r[:4]), [0, 0, 0, 0, 0])
+        for i, v in enumerate(r[10:15]):
+            t[i] += int(v or 0)
+    out = [(*key, n, tb, tu, (lts / ltn if ltn else None), ltn) for key, (n, tb, tu, lts, ltn) in kinds.items()
+           if n > 0]
+    out.sort(key=lambda k: (-k[4], k[:4]))
+    return out, [tuple(r[:10]) for r in rows]
 
 
 def _series(con, cond, params):
@@ -180,14 +204,8 @@ def calibrate(store, *, projects=(), since=None, until=None, start_month=None, s
         daily, hours, ok, failed = _series(con, cond, params)
         if ok + failed == 0:
             raise BadInput(f"no finished task completed in {p0.isoformat()} .. {p1.isoformat()}", field="--since")
-        _q(con, _kinds_sql(cond), params)
-        kinds = con.execute("""
-            SELECT cls, red, small, life, count(*)::BIGINT, sum(size)::HUGEINT, sum(unknown::INTEGER)::BIGINT,
-                   avg(lt)::DOUBLE, count(lt)::BIGINT
-            FROM _cal_tasks GROUP BY ALL ORDER BY count(*) DESC, cls, red, small, life""").fetchall()
-        sources = _q(con, _SOURCES_SQL, params).fetchall()
+        kinds, sources = _split(_q(con, _sums_sql(cond), params).fetchall())
         growth = _growth(daily)
-        con.execute("DROP TABLE IF EXISTS _cal_tasks")
     return build_scenario(settings=settings, p0=p0, p1=p1, daily=daily, hours=hours, ok=ok, failed=failed,
                           kinds=kinds, sources=sources, growth=growth, start_month=start_month,
                           projects=projects)
