@@ -112,7 +112,7 @@ def _sums_sql(cond: str) -> str:
             LEFT JOIN _cal_buckets cb ON cb.bucket = split_part(t.target_uri, '/', 3)
         ), k AS (
             SELECT end_time, sources, unknown, size, cls, red, cls IN {_MIN_CLS} AND size < $floor AS small,
-                   greatest(del_h, c) - c AS lt
+                   CASE WHEN del_h IS NOT NULL THEN greatest(del_h, c) - c END AS lt   -- NULL: kept
             FROM s
         ), j AS (
             SELECT cls AS tcls, red, small, CASE WHEN lt IS NULL THEN -1 {life} ELSE {len(LIFE_BOUNDS)} END AS life,
