@@ -111,7 +111,7 @@ def run_demo_audit(out_dir, *, per_day: int = PER_DAY) -> DemoAudit:
             summary = fetch_bill(store, MONTH, endpoint=srv.endpoint,
                                  credentials=(TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET),
                                  retry=BillRetry(base=0.01))
-        model = build_audit(store, MONTH, prices_file=prices)
+        model = build_audit(store, MONTH, prices_file=prices, synthetic=True)
     paths = {}
     for fmt in ("html", "json", "csv"):
         paths[fmt] = out / f"audit-{MONTH}.{fmt}"
