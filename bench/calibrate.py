@@ -38,10 +38,10 @@ entries:
 
 def _spec(n: int):
     from costkit.testing.synthetic_history import HistorySpec, KindSpec
-    growth = 0.003
-    base = n / sum((1 + growth) ** d for d in range(DAYS))
-    return HistorySpec(first_day=date(2025, 9, 1), days=DAYS, base=base, daily_growth=growth,
-                       weekly=(1.2, 1.1, 1.0, 1.0, 1.0, 0.8, 0.7), noise=0.03, failure_rate=0.04,
+    growth, weekly, first = 0.003, (1.2, 1.1, 1.0, 1.0, 1.0, 0.8, 0.7), date(2025, 9, 1)
+    base = n / sum((1 + growth) ** d * weekly[(first.weekday() + d) % 7] for d in range(DAYS))
+    return HistorySpec(first_day=first, days=DAYS, base=base, daily_growth=growth,
+                       weekly=weekly, noise=0.03, failure_rate=0.04,
                        hourly=[1] * 8 + [3] * 12 + [1] * 4,
                        kinds=[KindSpec(0.5, [("Standard", 2), ("IA", 1)], 2 << 20, "IA", 40 * 1024, None),
                               KindSpec(0.3, [("Archive", 1)], 3 << 20, "IA", 4 << 20, 240),

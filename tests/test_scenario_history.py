@@ -245,3 +245,17 @@ def test_trend_without_statsmodels_names_the_extra_in_one_line(known):
                         "--trend", "--store", path], capture_output=True, text=True)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == ["costkit: error: --trend needs statsmodels: pip install 'costkit[trend]'"]
+
+
+def test_kinds_measured_on_a_sample_of_a_large_history_stay_within_tolerance(known, monkeypatch):
+    import costkit.engine.calibrate as calibration
+    path, prices, _ = known
+    monkeypatch.setattr(calibration, "SAMPLE_TASKS", 8000)     # this history holds ~40,000 succeeded tasks
+    with Store.open(path) as st:
+        cal = calibration.calibrate(st)
+        actual = price_history(st, parse_period("2025-09"), prices_file=prices)
+    assert "1-in-5 sample" in cal.notes[0]
+    shares = sorted(float(k["share"]) for k in cal.data["mix"])
+    assert all(abs(a - b) < 0.02 for a, b in zip(shares, [0.2, 0.3, 0.5]))
+    model = estimate(parse_scenario(cal.data), prices)
+    assert abs(Decimal(model["months"][0]["total"]) / Decimal(actual["total"]) - 1) < Decimal("0.02")

@@ -156,7 +156,7 @@ def _start_count(daily, p0, p1, first, growth):
 
 
 def build_scenario(*, settings, p0, p1, daily, hours, ok, failed, kinds, sources, growth, start_month,
-                   projects) -> Calibration:
+                   projects, sample=1) -> Calibration:
     """The Calibration of the measured sums (see costkit.engine.calibrate)."""
     s = settings.splice
     n = ok + failed
@@ -201,7 +201,9 @@ def build_scenario(*, settings, p0, p1, daily, hours, ok, failed, kinds, sources
     if mix:
         data["mix"] = mix
     notes = [f"Measured from {n:,} finished tasks completing {window} ({len(daily)} days with tasks); "
-             f"{_pct(src_all - src_unknown, src_all)} of sources inventoried.",
+             f"{_pct(src_all - src_unknown, src_all)} of sources inventoried"
+             + (f"; the kinds from a 1-in-{sample} sample of the succeeded tasks (by row hash)." if sample > 1
+                else "."),
              "S" + CARRY_IN.format(start=p0.astimezone(SHANGHAI).isoformat())[1:] + "."]
     data["calibration"] = {"window": window, "tasks": n, "unmeasured": list(unmeasured),
                            "note": CARRY_IN.format(start=p0.astimezone(SHANGHAI).isoformat())}
