@@ -83,19 +83,21 @@ def _setup(con, settings) -> dict:
             "floor": int(s.usage["min_billable_kb"] * KB)}
 
 
-def _sums_sql(cond: str) -> str:
+def _sums_sql(cond: str, mod: int) -> str:
     """One pass over the window's succeeded tasks with a target: each task's kind (target class, redundancy,
-    under the minimum size, lifetime bucket) from its target's facts, its sources unnested with their facts.
-    One row per (kind, source class, direct read, restored): sources, their bytes and unknown ones; and the
-    kind's task sums carried by each task's first source only (tasks, target bytes, unknown targets, sum and
-    count of lifetimes in hours). Overwrites are looked for only among target URIs written more than once.
-    Tasks are those with hash(rowid) % $mod = 0: all of them with mod 1, else a sample (see SAMPLE_TASKS)."""
+    under the minimum size, lifetime bucket) from its target's facts, and its sources with their facts (targets
+    and sources joined with the object facts in one join). One row per (kind, source class, direct read,
+    restored): sources, their bytes and unknown ones; and the kind's task sums carried by each task's first
+    source only (tasks, target bytes, unknown targets, sum and count of lifetimes in hours). Overwrites are
+    looked for only among target URIs written more than once. Tasks are those with hash(rowid) % mod = 0 (a
+    literal: a parameter there would be a HUGEINT, and the scan many times slower):
+    all of them with mod 1, else a sample (see SAMPLE_TASKS)."""
     life = " ".join(f"WHEN lt < {b} THEN {i}" for i, b in enumerate(LIFE_BOUNDS))
     base = f"status = 'Succeeded' AND target_uri IS NOT NULL AND end_time < $p1 AND {cond}"
     return f"""
-        WITH t AS (
-            SELECT rowid AS tid, end_time, target_uri, sources, epoch_us(end_time) // {HOUR_US} AS c
-            FROM tasks WHERE {base} AND end_time >= $p0 AND hash(rowid) % $mod = 0
+        WITH t AS MATERIALIZED (
+            SELECT rowid AS tid, end_time, target_uri, sources
+            FROM tasks WHERE {base} AND end_time >= $p0 AND hash(rowid) % {int(mod)} = 0
         ), dup AS (
             SELECT target_uri FROM tasks WHERE {base} AND target_uri IN (SELECT target_uri FROM t)
             GROUP BY target_uri HAVING count(*) > 1
@@ -103,41 +105,49 @@ def _sums_sql(cond: str) -> str:
             SELECT rowid AS tid, lead(epoch_us(end_time) // {HOUR_US}) OVER (PARTITION BY target_uri
                                                                             ORDER BY end_time, rowid) AS next_c
             FROM tasks WHERE {base} AND target_uri IN (SELECT target_uri FROM dup)
+        ), r AS (
+            SELECT tid, end_time, target_uri AS uri, -1 AS idx FROM t
+            UNION ALL
+            SELECT tid, end_time, unnest(sources).uri AS uri, unnest(range(len(sources))) AS idx FROM t
+        ), ro AS MATERIALIZED (
+            SELECT r.tid, r.idx, r.end_time, r.uri, o.uri IS NULL AS no_facts, o.size, o.storage_class, o.gone,
+                   o.gone_since, o.restore_state, o.restore_expiry
+            FROM r LEFT JOIN objects o ON o.uri = r.uri
         ), s AS (
-            SELECT t.end_time, t.sources, t.c, o.size IS NULL AS unknown, coalesce(o.size, $tgt_bytes) AS size,
-                   CASE WHEN o.size IS NOT NULL AND o.storage_class IN {_CLS} THEN o.storage_class
+            SELECT ro.tid, epoch_us(ro.end_time) // {HOUR_US} AS c, ro.size IS NULL AS unknown,
+                   coalesce(ro.size, $tgt_bytes) AS size,
+                   CASE WHEN ro.size IS NOT NULL AND ro.storage_class IN {_CLS} THEN ro.storage_class
                         WHEN b.storage_class IN {_CLS} THEN b.storage_class
                         WHEN cb.cls IS NOT NULL THEN cb.cls ELSE $tgt_class END AS cls,
                    CASE WHEN b.redundancy IN ('LRS', 'ZRS') THEN b.redundancy
                         WHEN cb.red IS NOT NULL THEN cb.red ELSE $tgt_red END AS red,
-                   least(nx.next_c, CASE WHEN o.gone AND o.gone_since IS NOT NULL
-                                             THEN (epoch_us(o.gone_since) + {HOUR_US - 1}) // {HOUR_US}
-                                         WHEN o.uri IS NULL THEN t.c + $ret END) AS del_h
-            FROM t
-            LEFT JOIN nx ON nx.tid = t.tid
-            LEFT JOIN objects o ON o.uri = t.target_uri
-            LEFT JOIN buckets b ON b.bucket = split_part(t.target_uri, '/', 3)
-            LEFT JOIN _cal_buckets cb ON cb.bucket = split_part(t.target_uri, '/', 3)
-        ), k AS (
-            SELECT end_time, sources, unknown, size, cls, red, cls IN {_MIN_CLS} AND size < $floor AS small,
+                   least(nx.next_c, CASE WHEN ro.gone AND ro.gone_since IS NOT NULL
+                                             THEN (epoch_us(ro.gone_since) + {HOUR_US - 1}) // {HOUR_US}
+                                         WHEN ro.no_facts THEN epoch_us(ro.end_time) // {HOUR_US} + $ret END) AS del_h
+            FROM ro
+            LEFT JOIN nx ON nx.tid = ro.tid
+            LEFT JOIN buckets b ON b.bucket = split_part(ro.uri, '/', 3)
+            LEFT JOIN _cal_buckets cb ON cb.bucket = split_part(ro.uri, '/', 3)
+            WHERE ro.idx = -1
+        ), k0 AS (
+            SELECT tid, unknown, size, cls, red, cls IN {_MIN_CLS} AND size < $floor AS small,
                    CASE WHEN del_h IS NOT NULL THEN greatest(del_h, c) - c END AS lt   -- NULL: kept
             FROM s
-        ), j AS (
-            SELECT cls AS tcls, red, small, CASE WHEN lt IS NULL THEN -1 {life} ELSE {len(LIFE_BOUNDS)} END AS life,
-                   end_time, unknown, size, lt, unnest(sources).uri AS uri, unnest(range(len(sources))) AS idx
-            FROM k
+        ), k AS (
+            SELECT *, CASE WHEN lt IS NULL THEN -1 {life} ELSE {len(LIFE_BOUNDS)} END AS life FROM k0
         ), g AS (
-            SELECT tcls, red, small, life,
-                   CASE WHEN o.size IS NULL THEN $src_class WHEN o.storage_class IN {_CLS} THEN o.storage_class
+            SELECT k.cls AS tcls, k.red, k.small, k.life,
+                   CASE WHEN ro.size IS NULL THEN $src_class WHEN ro.storage_class IN {_CLS} THEN ro.storage_class
                         ELSE 'Standard' END AS scls,
-                   split_part(j.uri, '/', 3) AS ab,
-                   coalesce(o.restore_state = 'restored'
-                            AND (o.restore_expiry IS NULL OR o.restore_expiry > j.end_time), false) AS restored,
-                   count(*) AS n, sum(coalesce(o.size, $src_bytes)) AS bytes, sum((o.size IS NULL)::INTEGER) AS su,
-                   count(*) FILTER (idx = 0) AS tasks, sum(j.size) FILTER (idx = 0) AS tbytes,
-                   sum(j.unknown::INTEGER) FILTER (idx = 0) AS tu, sum(lt) FILTER (idx = 0) AS lts,
-                   count(lt) FILTER (idx = 0) AS ltn
-            FROM j LEFT JOIN objects o ON o.uri = j.uri
+                   split_part(ro.uri, '/', 3) AS ab,
+                   coalesce(ro.restore_state = 'restored'
+                            AND (ro.restore_expiry IS NULL OR ro.restore_expiry > ro.end_time), false) AS restored,
+                   count(*) AS n, sum(coalesce(ro.size, $src_bytes)) AS bytes, sum((ro.size IS NULL)::INTEGER) AS su,
+                   count(*) FILTER (idx = 0) AS tasks, sum(k.size) FILTER (idx = 0) AS tbytes,
+                   sum(k.unknown::INTEGER) FILTER (idx = 0) AS tu, sum(k.lt) FILTER (idx = 0) AS lts,
+                   count(k.lt) FILTER (idx = 0) AS ltn
+            FROM ro JOIN k ON k.tid = ro.tid
+            WHERE ro.idx >= 0
             GROUP BY ALL
         )
         SELECT g.tcls, g.red, g.small, g.life, g.scls,
@@ -167,10 +177,10 @@ def _split(rows):
 def _series(con, cond, params):
     """(daily [(day, tasks)], hourly counts[24], succeeded, failed) of the window, Asia/Shanghai."""
     daily = _q(con, f"""
-        SELECT strftime(DATE '1970-01-01' + CAST((epoch_us(end_time) // {HOUR_US} + 8) // 24 AS INTEGER),
-                        '%Y-%m-%d') AS d, count(*) FROM tasks
-        WHERE status IN ('Succeeded', 'Failed') AND end_time >= $p0 AND end_time < $p1 AND {cond}
-        GROUP BY d ORDER BY d""", params).fetchall()
+        SELECT strftime(DATE '1970-01-01' + CAST(dn AS INTEGER), '%Y-%m-%d'), n FROM (
+            SELECT (epoch_us(end_time) // {HOUR_US} + 8) // 24 AS dn, count(*) AS n FROM tasks
+            WHERE status IN ('Succeeded', 'Failed') AND end_time >= $p0 AND end_time < $p1 AND {cond}
+            GROUP BY dn) ORDER BY dn""", params).fetchall()
     hours = dict(_q(con, f"""
         SELECT (epoch_us(end_time) // {HOUR_US} + 8) % 24 AS hod, count(*) FROM tasks
         WHERE status IN ('Succeeded', 'Failed') AND end_time >= $p0 AND end_time < $p1 AND {cond}
@@ -213,7 +223,7 @@ def calibrate(store, *, projects=(), since=None, until=None, start_month=None, s
         if ok + failed == 0:
             raise BadInput(f"no finished task completed in {p0.isoformat()} .. {p1.isoformat()}", field="--since")
         mod = max(1, -(-ok // SAMPLE_TASKS))
-        kinds, sources = _split(_q(con, _sums_sql(cond), {**params, "mod": mod}).fetchall())
+        kinds, sources = _split(_q(con, _sums_sql(cond, mod), params).fetchall())
         growth = _growth(daily)
     return build_scenario(settings=settings, p0=p0, p1=p1, daily=daily, hours=hours, ok=ok, failed=failed,
                           kinds=kinds, sources=sources, growth=growth, start_month=start_month,
