@@ -106,7 +106,7 @@ def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
 
     check_writable(out)
     _month(month)
-    with Store.open(store_path(ctx, create=False), create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
         frame = mapped_bill(store, month, source=source, mapping=mapping_file)
     if only_unmapped and not frame.empty:
         frame = frame[~frame["mapped"]]
@@ -159,7 +159,7 @@ def prices_learn_cmd(ctx, month, out, source, mapping_file):
 
     check_writable(out)
     _month(month)
-    with Store.open(store_path(ctx, create=False), create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
         result = learn_prices(store, month, source=source, mapping=mapping_file)
     write_output(result.yaml_text(), out)
     for e in result.entries:
@@ -202,7 +202,7 @@ def export_cmd(ctx, month, schema, fmt, out, source, csv_raw, mapping_file, pric
     check_writable(out)
     _month(month)
     settings = load_settings(settings_file, site=site)
-    with Store.open(store_path(ctx, create=False), create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
         with raw_csv(csv_raw):
             n, notes = export_month(store, month, schema=schema, fmt=fmt, out=out, source=source,
                                     mapping=mapping_file, settings=settings, prices_file=prices_file)

@@ -71,6 +71,26 @@ def kind_profiles(scn: Scenario, **over) -> list[tuple[Fraction, list[SpliceProf
     return out
 
 
+def mix_assumptions(scn: Scenario) -> list[dict]:
+    """Rows for `mix:` (one per kind) and `calibration:` (what was measured; unmeasured keys flagged)."""
+    out = []
+    for i, k in enumerate(scn.mix or []):
+        vals = {**plain(k.values), **({"source_classes": [plain(vars(g)) for g in k.source_classes]}
+                                      if k.source_classes else {})}
+        out.append({"key": f"mix[{i}]", "value": {"name": k.name, "share": plain(k.share), **vals},
+                    "defaulted": False, "description": "task kind: its share of the volume; keys not given "
+                                                       "take the scenario's"})
+    cal = scn.calibration
+    if cal:
+        out.append({"key": "calibration", "value": f"measured from {cal['tasks']} tasks, {cal['window']}",
+                    "defaulted": False, "description": cal["note"]})
+        for key in cal["unmeasured"]:
+            out.append({"key": key, "value": "not measured", "defaulted": True,
+                        "description": "not measured from the history: a documented default (see the "
+                                       "scenario's comment)"})
+    return out
+
+
 def plain(v):
     """`v` with every exact number (Decimal, Fraction) as a decimal string, through dicts and lists (for JSON)."""
     if isinstance(v, (Decimal, Fraction)):
@@ -82,4 +102,4 @@ def plain(v):
     return v
 
 
-__all__ = ["CONFIDENT", "splice_profile", "kind_profiles", "plain"]
+__all__ = ["CONFIDENT", "splice_profile", "kind_profiles", "mix_assumptions", "plain"]

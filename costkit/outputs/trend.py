@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from costkit.outputs import charts
-from costkit.outputs.text import csv_text, forecast_rows, text_table
+from costkit.outputs.text import csv_text, text_table
 
 BANDS = ("low95", "low80", "expected", "high80", "high95")
 _HEAD = {"low95": "low 95 %", "low80": "low 80 %", "expected": "expected", "high80": "high 80 %",
@@ -33,9 +33,9 @@ def trend_text(model: dict) -> str:
             + text_table(heads, rows, right=set(range(1, len(heads)))))
 
 
-def trend_csv(model: dict) -> str:
-    """The forecast CSV with the trend's band columns appended to each month row (blank on the TOTAL row)."""
-    headers, rows = forecast_rows(model)
+def trend_csv(model: dict, headers: list, rows: list) -> str:
+    """The forecast CSV (its `headers` and `rows`) with the trend's band columns appended to each month row
+    (blank on the TOTAL row)."""
     th, trows = trend_rows(model)
     by_month = {r[0]: r[1:] for r in trows}
     out = [r + by_month.get(r[0], [""] * (len(th) - 1)) for r in rows]

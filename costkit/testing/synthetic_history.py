@@ -100,7 +100,9 @@ def build_history(store, spec: HistorySpec, *, id_offset: int = 0) -> int:
         con.execute("DROP TABLE _syn")
         con.execute("DROP TABLE _syn_days")
         con.execute("""
-            INSERT OR REPLACE INTO buckets VALUES
+            INSERT OR REPLACE INTO buckets (bucket, found, location, storage_class, redundancy,
+                                            transfer_acceleration, archive_direct_read,
+                                            archive_direct_read_source, checked_at) VALUES
               ('src-std', true, 'oss-cn-hangzhou', 'Standard', 'LRS', false, false, 'api', now()),
               ('src-ia', true, 'oss-cn-hangzhou', 'IA', 'LRS', false, false, 'api', now()),
               ('src-arch', true, 'oss-cn-hangzhou', 'Archive', 'LRS', false, true, 'api', now()),
@@ -131,14 +133,14 @@ def _write_kind(con, spec, k, ks: KindSpec, t0) -> None:
     for cls, _ in ks.sources:
         b = _BUCKET[cls]
         con.execute(f"""
-            INSERT OR REPLACE INTO objects
+            INSERT OR REPLACE INTO objects (uri, bucket, key, size, storage_class, last_modified, restore_state, restore_expiry, gone, gone_since, checked_at, via)
             SELECT 'oss://{b}/k{k}/' || p || '.jpg', '{b}', 'k{k}/' || p || '.jpg', {ks.source_bytes}, '{cls}',
                    TIMESTAMPTZ '2025-01-01 00:00:00+00', NULL, NULL, false, NULL, now(), 'list'
             FROM range({POOL}) r(p)""")
     gone = "false" if ks.lifetime_hours is None else "true"
     gone_since = "NULL" if ks.lifetime_hours is None else f"{end} + INTERVAL {ks.lifetime_hours} HOUR"
     con.execute(f"""
-        INSERT INTO objects
+        INSERT INTO objects (uri, bucket, key, size, storage_class, last_modified, restore_state, restore_expiry, gone, gone_since, checked_at, via)
         SELECT 'oss://dst/out/t' || i || '.jpg', 'dst', 'out/t' || i || '.jpg', {ks.target_bytes},
                '{ks.target_class}', {end}, NULL, NULL, {gone}, {gone_since}, now(), 'list'
         FROM _syn WHERE kind = {k} AND NOT failed""")
