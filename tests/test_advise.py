@@ -23,7 +23,7 @@ from costkit.cli.main import main
 from costkit.engine.period import parse_period
 from costkit.model.settings import parse_settings
 from costkit.store.db import Store
-from test_cost import GB, KB, PRICES, T, add_task, bucket, obj, prices, store  # noqa: F401 (fixtures)
+from test_cost import GB, KB, T, add_task, bucket, obj, prices, store  # noqa: F401 (fixtures)
 
 SEP = parse_period("2025-09")
 IA_CHEAP = [{"item": "oss.Storage", "selectors": {"storage_class": "IA", "redundancy": "LRS"}, "unit": "GB-month",
