@@ -31,6 +31,23 @@ def scenario_arg(scenario: str):
     return load_scenario_text(sys.stdin.read(), "<stdin>")
 
 
+def _trend_estimate(ctx, scenario, prices_file, price_options, store):
+    """`estimate --trend`: the scenario priced on the volume projected from the store's daily series."""
+    from costkit.cli.paths import check_store
+    from costkit.engine.calibrate import daily_counts
+    from costkit.engine.trend import trend_forecast
+    from costkit.model.scenario import load_scenario
+    from costkit.prices.options import parse_price_options
+    from costkit.store.db import Store
+    scn = load_scenario(scenario) if isinstance(scenario, (str, Path)) else scenario   # `-`: read already
+    book = load_price_book(scn.site, prices_file=prices_file, scenario_prices=scn.prices, scenario_path=scn.path,
+                           price_options=parse_price_options(price_options, scn.currency))
+    path = check_store(store or ctx.find_root().obj["store_path"], create=False)
+    with Store.open(path, create=False) as st:
+        daily = daily_counts(st)
+    return trend_forecast(scn, book, daily)
+
+
 @click.command("estimate")
 @click.argument("scenario", type=str)
 @PRICES_OPTION
@@ -43,13 +60,17 @@ def scenario_arg(scenario: str):
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
               show_default=True)
 @click.option("--out", type=str, help=OUT_HELP)
+@click.option("--trend", is_flag=True, help="Project the volume from the store's daily series (trend and weekly "
+                                            "seasonality, 80 % and 95 % intervals) instead of monthly_growth.")
+@click.option("--store", "trend_store", type=str, help="History store for --trend (default: the group's --store).")
 @wide_option
 @click.pass_context
-def estimate_cmd(ctx, scenario, prices_file, price_options, strict, budget, fmt, out):
+def estimate_cmd(ctx, scenario, prices_file, price_options, strict, budget, fmt, out, trend, trend_store):
     """Forecast a workload SCENARIO (YAML; `-` reads it from stdin) month by month.
 
     Items whose price is unknown are shown with their quantity and "price needed", and the totals say what
     they exclude (exit 0; --strict: exit 2). Exit 3 when --budget is passed (the report is written first).
+    --trend projects the volume from the history store instead of monthly_growth.
 
     \b
     Examples:
@@ -57,7 +78,14 @@ def estimate_cmd(ctx, scenario, prices_file, price_options, strict, budget, fmt,
       cat migration.yaml | costkit estimate - --format json --budget 5000/month
     """
     out = check_writable(out)
-    model = estimate(scenario_arg(scenario), prices_file, strict=strict, prices=price_options, budget=budget)
+    scenario = scenario_arg(scenario)
+    if trend:
+        from costkit.core.errors import BadInput
+        if budget or strict:
+            raise BadInput("--trend does not take --budget or --strict", field="--trend")
+        model = _trend_estimate(ctx, scenario, prices_file, price_options, trend_store)
+    else:
+        model = estimate(scenario, prices_file, strict=strict, prices=price_options, budget=budget)
     write_output(render_forecast(model, fmt), out)
     if out:
         click.echo(f"wrote {out}", err=True)
