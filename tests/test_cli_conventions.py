@@ -48,7 +48,7 @@ def test_every_help_has_examples(path):
     assert 1 <= len(re.findall(r"^\s+costkit ", ex[1].split("\n\n")[0], re.M)) <= 2
 
 
-STORE_COMMANDS = {"advise", "tasks", "coverage", "cost", "inventory", "import", "collect", "import-bill", "fetch-bill",
+STORE_COMMANDS = {"advise", ("scenario", "from-history"), ("scenario", "backtest"), "tasks", "coverage", "cost", "inventory", "import", "collect", "import-bill", "fetch-bill",
                   "bill-lines", "export", "audit", "listen", ("prices", "learn")}
 
 

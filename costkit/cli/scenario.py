@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from costkit.cli.paths import check_writable, store_path
+from costkit.cli.conventions import store_option
+from costkit.cli.paths import OUT_HELP, check_writable, store_path
 from costkit.core.timeutil import parse_month
 
 SETTINGS_OPTION = click.option("--settings", "settings_file", envvar="COSTKIT_SETTINGS", type=str,
@@ -13,7 +14,13 @@ SETTINGS_OPTION = click.option("--settings", "settings_file", envvar="COSTKIT_SE
 
 @click.group("scenario")
 def scenario_group():
-    """Scenarios measured from the history store, and how well their trend forecasts."""
+    """Scenarios measured from the history store, and how well their trend forecasts.
+
+    \b
+    Examples:
+      costkit scenario from-history --store history.duckdb --since 2025-08-01 --out measured.yaml
+      costkit scenario backtest --store history.duckdb --holdout-months 2
+    """
 
 
 @scenario_group.command("from-history")
@@ -23,13 +30,20 @@ def scenario_group():
 @click.option("--until", help="Window end (exclusive); default: the day after the last day with tasks.")
 @click.option("--start", "start", help="First month of the scenario, YYYY-MM (default: the window's first).")
 @SETTINGS_OPTION
-@click.option("--out", help="Write the scenario here instead of stdout.")
+@click.option("--out", help=OUT_HELP)
+@store_option
 @click.pass_context
 def from_history_cmd(ctx, projects, since, until, start, settings_file, out):
     """Write a scenario measured from the stored tasks and object facts: volume, hourly profile, failure
     rate, and a mix of task kinds (sizes, classes, lifetimes), each value commented with what it was measured
     from. `estimate` of it is comparable with `cost` of the same month (storage carried in from targets
-    written before the window is not part of a scenario)."""
+    written before the window is not part of a scenario).
+
+    \b
+    Examples:
+      costkit scenario from-history --store history.duckdb --project photos --out measured.yaml
+      costkit scenario from-history --since 2025-08-01 --until 2025-09-01 --out - | costkit estimate -
+    """
     from costkit.engine.calibrate import calibrate
     from costkit.model.scenario import load_scenario_text
     from costkit.model.settings import load_settings
@@ -37,7 +51,7 @@ def from_history_cmd(ctx, projects, since, until, start, settings_file, out):
     from costkit.outputs.scenario_yaml import render_scenario_yaml
     from costkit.store.db import Store
 
-    check_writable(out)
+    out = check_writable(out)
     start_month = parse_month(start, field="--start") if start else None
     settings = load_settings(settings_file)
     with Store.open(store_path(ctx, create=False), create=False) as store:
@@ -57,11 +71,18 @@ def from_history_cmd(ctx, projects, since, until, start, settings_file, out):
 @click.option("--prices", "prices_file", type=str, help="User price file on top of the bundled book.")
 @SETTINGS_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@store_option
 @click.pass_context
 def backtest_cmd(ctx, holdout, prices_file, settings_file, fmt):
     """Fit the scenario and the trend on the history before the last HOLDOUT complete months, forecast those
     months, and compare with their priced actuals: error per month and whether each fell inside the 80 %
-    interval."""
+    interval.
+
+    \b
+    Examples:
+      costkit scenario backtest --store history.duckdb
+      costkit scenario backtest --holdout-months 3 --prices contract.yaml --format json
+    """
     from costkit.engine.backtest import backtest
     from costkit.model.settings import load_settings
     from costkit.outputs.text import to_json
