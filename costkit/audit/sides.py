@@ -24,7 +24,12 @@ class Line:
         self.gross = Fraction(0)
         self.disc = Fraction(0)
         self.coup = Fraction(0)
-        self.plan = Fraction(0)
+        self.vouch = Fraction(0)         # vouchers (代金券)
+        self.saving = Fraction(0)        # savings plan (节省计划)
+        self.other = Fraction(0)         # gross - stated deductions - payable
+        self.plan = Fraction(0)          # DeductedByResourcePackage as stated (a quantity, shown only)
+        self.qp = Fraction(0)            # usage covered by a resource plan, base unit
+        self.payable = Fraction(0)       # the lines' net (payable amount, or the fallback formula)
         self.expected = ZERO
         self.price_term = Fraction(0)
         self.pr_weighted = Fraction(0)   # sum of Qb_i x Pr_i
@@ -36,7 +41,8 @@ class Line:
 
     @property
     def net(self):
-        return self.gross - self.disc - self.coup - self.plan
+        """The billed net: the sum of the lines' payable amounts (never minus the plan quantity)."""
+        return self.payable
 
 
 def expected_lines(report: dict) -> dict:
@@ -103,7 +109,13 @@ def add_billed(frame, lines: dict, book, imm_start) -> None:
         ln.gross += Fraction(gross)
         ln.disc += Fraction(rec.get("invoice_discount") or 0)
         ln.coup += Fraction(rec.get("deducted_by_coupons") or 0)
+        ln.vouch += Fraction(rec.get("deducted_by_cash_coupons") or 0)
+        ln.saving += Fraction(rec.get("deducted_by_savings_plan") or 0)
+        ln.other += Fraction(rec.get("other_deduction") or 0)
+        ln.payable += Fraction(rec.get("net_amount") or 0)
         ln.plan += Fraction(rec.get("deducted_by_resource_package") or 0)
+        qp = Fraction(rec["plan_quantity"]) if rec.get("plan_quantity") is not None else Fraction(0)
+        ln.qp += qp
         ln.line_nos.append(int(rec["line_no"]))
         if rec.get("list_price") is not None:
             ln.list_prices.add(f"{decimal_text(rec['list_price'])} {rec.get('list_price_unit') or ''}".strip())
@@ -112,7 +124,7 @@ def add_billed(frame, lines: dict, book, imm_start) -> None:
         if pr is None:
             pr = pb
         if pb is not None and pr is not None:
-            ln.price_term += q * (pb - pr)
+            ln.price_term += (q - qp) * (pb - pr)     # the plan-covered usage is not charged
         if pr is not None:
             ln.pr_weighted += q * pr
             if ln.pr is None:

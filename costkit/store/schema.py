@@ -134,8 +134,15 @@ def _migration_task_digest(con) -> None:
     con.execute(f"UPDATE tasks SET digest = {digest_sql('tasks')}")
 
 
+def _migration_bill_identity(con) -> None:
+    """Bill lines keyed by their natural key; imports with their scope (`costkit.store.bill_identity`)."""
+    from costkit.store.bill_identity import migration_bill_identity
+    migration_bill_identity(con)
+
+
 # Ordered; never edit or reorder an applied migration: append a new one (version = index + 1).
-MIGRATIONS = [_migration_1, _migration_objects_buckets, _migration_bills, _migration_task_digest]
+MIGRATIONS = [_migration_1, _migration_objects_buckets, _migration_bills, _migration_task_digest,
+              _migration_bill_identity]
 
 
 
