@@ -81,7 +81,7 @@ def test_refetch_replaces_and_a_failure_keeps_the_stored_month(tmp_path):
         assert run(store, "--month", "2025-08", "--endpoint", srv.endpoint).exit_code == 0
         srv.items = sample_items("2025-08", 2)
         r = run(store, "--month", "2025-08", "--endpoint", srv.endpoint)
-        assert r.exit_code == 0 and "replaced 12" in r.output
+        assert r.exit_code == 0 and "replaced 8" in r.output and "removed 4 line(s)" in r.output
         srv.add_fault("server_503", times=None)
         r = run(store, "--month", "2025-08", "--endpoint", srv.endpoint)
         assert r.exit_code == 1

@@ -125,17 +125,17 @@ def billed_rows(frame: pd.DataFrame, month: str, *, account_id=None, account_nam
     return rows
 
 
-def billed_focus_rows(store, month: str, *, source: str | None = None, mapping=None) -> list[dict]:
+def billed_focus_rows(store, month: str, *, source: str | None = None, mapping=None, account=None) -> list[dict]:
     """FOCUS rows of the billed side for `month`: one per stored bill line (mapped or not), the account of
     the import used."""
     from costkit.store.bills import bill_sources
     from costkit.store.bills import mapped_bill
 
-    frame = mapped_bill(store, month, source=source, mapping=mapping)
+    frame = mapped_bill(store, month, source=source, mapping=mapping, account=account)
     acct = name = None
     if not frame.empty:
         srcs = bill_sources(store, month)
-        hit = srcs[srcs["source"] == frame["source"].iloc[0]]
+        hit = srcs[srcs["id"] == frame["import_id"].iloc[0]]
         if len(hit):
             acct, name = hit.iloc[0]["account_id"], hit.iloc[0]["account_name"]
     return billed_rows(frame, month, account_id=acct, account_name=name)
@@ -254,12 +254,12 @@ def _month_account(store, month: str) -> tuple:
     return None, None
 
 
-def costkit_billed_lines(store, month: str, *, source=None, mapping=None) -> pd.DataFrame:
+def costkit_billed_lines(store, month: str, *, source=None, mapping=None, account=None) -> pd.DataFrame:
     """The month's mapped bill lines (`costkit.billmap.mapped_bill`) in costkit's own export schema: billing
     date as text, day bounds in UTC, `x_costkit_source = "billed"`, no project or tags (a bill line has none)."""
     from costkit.store.bills import mapped_bill
 
-    frame = mapped_bill(store, month, source=source, mapping=mapping)
+    frame = mapped_bill(store, month, source=source, mapping=mapping, account=account)
     frame = frame.copy()
     frame["x_costkit_source"] = "billed"
     frame["billing_date"] = [d.isoformat() for d in frame["billing_date"]]

@@ -91,10 +91,10 @@ class _Inputs:
 
 
 def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT_FLOOR, prices_file=None,
-                settings=None, source: str | None = None, mapping=None) -> dict:
+                settings=None, source: str | None = None, mapping=None, account: str | None = None) -> dict:
     """The audit model of `month` (YYYY-MM, Asia/Shanghai): see the module doc."""
     a = _read(store, month, tolerance=parse_tolerance(tolerance), floor=parse_floor(floor),
-              prices_file=prices_file, settings=settings, source=source, mapping=mapping)
+              prices_file=prices_file, settings=settings, source=source, mapping=mapping, account=account)
     tasks = task_days(store, a.period, a.imm_start)
     cov = month_coverage(store, a.period, a.days, tasks, a.warnings)
     lines = expected_lines(a.report)
@@ -104,7 +104,7 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
     return _model(a, lines, cov, not_audited)
 
 
-def _read(store, month: str, *, tolerance, floor, prices_file, settings, source, mapping) -> _Inputs:
+def _read(store, month: str, *, tolerance, floor, prices_file, settings, source, mapping, account=None) -> _Inputs:
     """The month's mapped bill and priced history (at the bill's price when the book has none); raises
     BadInput when no bill is stored or its currency is not the price book's."""
     from costkit.engine.context import _context
@@ -116,7 +116,7 @@ def _read(store, month: str, *, tolerance, floor, prices_file, settings, source,
     period = parse_period(month)
     days = month_days(month)
     warnings: list[str] = []
-    frame = mapped_bill(store, month, source=source, mapping=mapping)
+    frame = mapped_bill(store, month, source=source, mapping=mapping, account=account)
     if frame.empty:
         raise BadInput(f"no bill lines stored for {month}; run `costkit import-bill FILE` or `costkit fetch-bill "
                        f"--month {month}` first", field="--month")

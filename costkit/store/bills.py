@@ -271,17 +271,43 @@ def import_bill_csv(store, path, *, month: str | None = None, currency: str | No
 
 def bill_sources(store, month: str) -> pd.DataFrame:
     """The imports whose lines are in the store for `month`, latest first (columns of `bill_imports`, plus
-    `lines`: lines stored from it, and `payable`: their net total as a Decimal, see `net_sql`)."""
+    `lines`: lines stored from it, and `payable`: their exact net total as decimal text, see `NET_SQL`)."""
     with store._lock:
         return store._con.execute(
             f"SELECT i.*, n.lines, n.payable FROM bill_imports i JOIN (SELECT import_id, count(*) AS lines, "
-            f"sum({NET_SQL}) AS payable FROM bill_lines WHERE month = ? GROUP BY import_id) n ON n.import_id = i.id "
+            f"CAST(sum({NET_SQL}) AS VARCHAR) AS payable FROM bill_lines WHERE month = ? GROUP BY import_id) n ON n.import_id = i.id "
             "WHERE i.month = ? ORDER BY i.imported_at DESC, i.id DESC", [month, month]).df()
 
 
 # A line's net money (the payable-amount rule; the fallback formula where the bill has no payable amount).
 NET_SQL = ("coalesce(pretax_amount, pretax_gross_amount - coalesce(invoice_discount, 0) "
            "- coalesce(deducted_by_coupons, 0))")
+
+
+IMPORT_COLUMNS = ["import", "kind", "origin", "account", "products", "first_day", "last_day", "lines", "payable",
+                  "added", "replaced", "duplicates", "duplicates_of", "imported_at"]
+
+
+def import_rows(store, month: str, *, account: str | None = None) -> tuple[list, list]:
+    """(IMPORT_COLUMNS, one row per import whose lines make up `month`, oldest first): `bill-lines --sources`.
+    `payable` is the exact net total of the lines the import stored (its currency)."""
+    from costkit.sources.bills.records import decimal_text
+    srcs = bill_sources(store, month)
+    if account is not None:
+        srcs = srcs[srcs["account_id"].fillna("") == account]
+    rows = []
+    for r in srcs.iloc[::-1].to_dict("records"):
+        def v(k):
+            x = r.get(k)
+            return None if x is None or (isinstance(x, float) and x != x) or x is pd.NaT else x
+        prods = json.loads(v("products")) if v("products") else ["(all)"]
+        rows.append([int(r["id"]), r["kind"], r["origin"], v("account_id"), ",".join(prods),
+                     str(v("first_day"))[:10] if v("first_day") else None,
+                     str(v("last_day"))[:10] if v("last_day") else None, int(r["lines"]),
+                     decimal_text(_strip(Decimal(r["payable"]))) if v("payable") is not None else None,
+                     v("added_lines"), v("replaced_lines"), v("duplicate_lines"), v("duplicates_of"),
+                     pd.Timestamp(r["imported_at"]).isoformat()])
+    return IMPORT_COLUMNS, rows
 
 
 def month_accounts(store, month: str) -> list[str]:
