@@ -2,7 +2,7 @@
 -> audit; the report finds the three planted discrepancies."""
 import json
 
-from costkit.demo.audit import MISSED_DAY, PLAN_AMOUNT, PLAN_DAY, PRICE_DAYS, run_demo_audit
+from costkit.demo.audit import MISSED_DAY, PLAN_CALLS, PLAN_DAY, PRICE_DAYS, run_demo_audit
 
 
 def test_demo_audit_finds_the_planted_discrepancies(tmp_path):
@@ -13,9 +13,9 @@ def test_demo_audit_finds_the_planted_discrepancies(tmp_path):
     days = {(d["day"], d["item"]): {c["cause"]: c for c in d["causes"]} for d in m["days"]}
     assert "coverage_gap" in days[(MISSED_DAY, "imm.ImageSplicing")]
     assert all("price" in days[(d, "imm.ImageSplicing")] for d in PRICE_DAYS)
-    assert days[(PLAN_DAY, "imm.ImageSplicing")]["resource_plan"]["amount"] == "-" + PLAN_AMOUNT
+    assert days[(PLAN_DAY, "imm.ImageSplicing")]["resource_plan"]["amount"] == "-0.05"  # PLAN_CALLS x 2.5 / 1000
     assert any(g["start"].startswith("2025-08-09T16:10") for g in m["coverage"]["gaps"])
     html = r.html.read_text(encoding="utf-8")
-    assert "coverage gap" in html and "resource plan deduction" in html and "price difference" in html
+    assert "coverage gap" in html and "covered by resource plan" in html and "price difference" in html
     assert "SYNTHETIC" in html and r.store.parent == tmp_path
     assert r.csv.read_text(encoding="utf-8").startswith("scope,day,item")

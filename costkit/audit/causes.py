@@ -77,7 +77,7 @@ def _splice_counts(lines: dict, task_days: dict, gap_days: set, cutover_day: str
     for (day, item), ln in lines.items():
         if item != SPLICE:
             continue
-        r = ln.qb - ln.qp - ln.qe       # billed usage = usage - usage covered by a resource plan
+        r = ln.qb - ln.qe               # the plan-covered part is the resource_plan cause (see _explain)
         info = task_days.get(day, {})
         c = ln.counts
         if r > 0 and (day in gap_days or not info.get("tasks")):
@@ -133,7 +133,7 @@ def _explain(ln: Line, gap_days: set) -> None:
         causes["price"] = round_money(ln.price_term)
         for name, v in _deductions(ln, Fraction(1)):
             causes[name] = v
-        causes["resource_plan"] = -round_money(ln.qp * pr)
+        causes["resource_plan"] = -round_money(ln.qp_free * pr + ln.plan_money)
         claimed = variance_all
         unclaimed = ZERO
     else:
@@ -143,7 +143,7 @@ def _explain(ln: Line, gap_days: set) -> None:
         causes["price"] = round_money(ln.price_term * share)
         for name, v in _deductions(ln, share):
             causes[name] = v
-        causes["resource_plan"] = -round_money(ln.qp * pr * share)
+        causes["resource_plan"] = -round_money((ln.qp_free * pr + ln.plan_money) * share)
         if ln.qb < ln.qe:
             causes["usage"] = round_money((ln.qb - ln.qe) * pr)
         claimed = round_money(ln.net * share) - ln.expected

@@ -13,7 +13,7 @@ from costkit.core.catalog import ITEM_KEYS, ITEMS
 from costkit.core.money import ZERO, fmt_quantity, round_money
 
 _DEDUCTIONS = ("invoice_discount", "deducted_by_coupons", "deducted_by_cash_coupons", "deducted_by_savings_plan",
-               "other_deduction")
+               "deducted_by_resource_package", "other_deduction")
 _SUMMED = ("billed_gross", *_DEDUCTIONS, "billed_net", "expected", "variance", "not_splicing")
 
 
@@ -21,6 +21,7 @@ def _money(ln) -> dict:
     """A line's money figures, each rounded half-up to cents (exact Fractions in)."""
     return {"billed_gross": ln.gross, "invoice_discount": ln.disc, "deducted_by_coupons": ln.coup,
             "deducted_by_cash_coupons": ln.vouch, "deducted_by_savings_plan": ln.saving,
+            "deducted_by_resource_package": ln.plan_money,
             "other_deduction": ln.other}
 
 

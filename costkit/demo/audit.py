@@ -6,8 +6,8 @@
    the daily runs of MISSED_RUNS do not happen, so the outage is longer than IMM's 7-day retention, the
    tasks of MISSED_DAY are really lost and the collector's retention guard warns;
 2. bills every synthetic task (the lost day too) as DescribeInstanceBill lines with two more planted
-   discrepancies (a different ImageSplicing unit price on PRICE_DAYS and a resource-plan deduction on
-   PLAN_DAY), plus a whole-bucket OSS storage line per day and an unmapped outbound-traffic line; serves
+   discrepancies (a different ImageSplicing unit price on PRICE_DAYS and splices covered by a resource plan
+   on PLAN_DAY), plus a whole-bucket OSS storage line per day and an unmapped outbound-traffic line; serves
    them from the local BSS server and fetches them through the real BSS SDK;
 3. audits the month against a SYNTHETIC contract price (written to `out_dir/prices-demo.yaml`) and writes
    the audit as HTML, JSON and CSV.
@@ -27,7 +27,7 @@ PRICE_DAYS = ("2025-08-21", "2025-08-22", "2025-08-23", "2025-08-24")
 CONTRACT_PRICE = "2.5"        # CNY per 1,000 calls (synthetic)
 BILLED_PRICE = "3"            # the planted different unit price
 PLAN_DAY = "2025-08-25"
-PLAN_AMOUNT = "0.20"          # CNY deducted by a resource plan
+PLAN_CALLS = 20               # splices a resource plan covers that day (a quantity; 0.05 CNY at the contract price)
 BUCKET_GB = 100               # the synthetic bucket holds this much all month (splicing targets are a sliver)
 PER_DAY = 120
 
@@ -71,7 +71,7 @@ def demo_bill_items(month: str = MONTH, per_day: int = PER_DAY) -> list[dict]:
             t.update(Status="Succeeded", EndTime=fmt_time(parse_time(t["StartTime"]) + timedelta(seconds=40)))
     items = synthetic_bill_items(tasks, month, list_price=CONTRACT_PRICE,
                                  price_overrides={d: BILLED_PRICE for d in PRICE_DAYS},
-                                 resource_plan={PLAN_DAY: PLAN_AMOUNT})
+                                 resource_plan={PLAN_DAY: PLAN_CALLS})
     y, m = (int(x) for x in month.split("-"))
     d = date(y, m, 1)
     storage_price = "0.12"

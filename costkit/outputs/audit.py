@@ -10,7 +10,7 @@ from costkit.core.errors import BadInput
 
 CSV_COLUMNS = ["scope", "day", "item", "unit", "billed_quantity", "expected_quantity", "quantity_delta",
                "covered_by_resource_plan", "billed_gross", "invoice_discount", "deducted_by_coupons",
-               "deducted_by_cash_coupons", "deducted_by_savings_plan", "other_deduction",
+               "deducted_by_cash_coupons", "deducted_by_savings_plan", "deducted_by_resource_package", "other_deduction",
                "billed_net", "expected", "variance", "variance_pct", "not_splicing", "status", "causes"]
 _FIGURES = CSV_COLUMNS[4:-2]
 

@@ -11,8 +11,9 @@ wire dicts) the way the usage model says they are billed, one daily line per bil
 - one `外网流出流量` (NetworkOut) line per day that costkit does not model (an unmapped line).
 
 Planted discrepancies (each optional): `price_overrides` {"YYYY-MM-DD": price per 1,000} bills those days at
-another ImageSplicing price; `resource_plan` {"YYYY-MM-DD": amount} deducts that amount of the day's
-ImageSplicing line by a resource plan (DeductedByResourcePackage; PretaxAmount is reduced by it);
+another ImageSplicing price; `resource_plan` {"YYYY-MM-DD": calls} has a resource plan cover that many of the
+day's splices: DeductedByResourcePackage states the calls (a quantity, in the usage unit), Usage stays all
+calls and PretaxGrossAmount = PretaxAmount charges the rest;
 `extra_calls` {"YYYY-MM-DD": n} bills n more splices than the tasks hold (a coverage gap or an unknown
 source). A day that the demo's collection misses is simply a day whose tasks are not in the store: the bill
 still bills them.
@@ -78,11 +79,11 @@ def synthetic_bill_items(tasks: list[dict], month: str, *, list_price: str = "0.
     for day in sorted(set(calls) | set(gets) | set(puts)):
         price = Decimal(str((price_overrides or {}).get(day, list_price)))
         if calls[day]:
-            gross = (calls[day] * price / 1000).quantize(cent, rounding=ROUND_HALF_UP)
-            plan = Decimal(str((resource_plan or {}).get(day, "0")))
+            covered = int((resource_plan or {}).get(day, 0))
+            gross = ((calls[day] - covered) * price / 1000).quantize(cent, rounding=ROUND_HALF_UP)
             items.append(bill_item(
                 day, "imm", "ImageSplicing", billing_item="ImageSplicing", product_name="智能媒体管理",
-                pretax_gross=_text(gross), pretax=_text(gross - plan), resource_package=_text(plan),
+                pretax_gross=_text(gross), pretax=_text(gross), resource_package=str(covered) if covered else "0",
                 list_price=_text(price), list_price_unit="CNY/千次", usage=str(calls[day]), usage_unit="次",
                 instance_id=project_instance, region=region, tag="synthetic:true"))
         rp = Decimal(request_price)
