@@ -132,3 +132,27 @@ def test_largest_remainder_hands_out_exactly_the_line_cents():
     parts = {"a": Fraction(4, 1000), "b": Fraction(4, 1000), "c": Fraction(2, 1000)}   # 0.010 -> 0.01
     got = allocate_cents(Decimal("0.01"), parts)
     assert sum(got.values()) == Decimal("0.01") and got["c"] == 0
+
+
+def test_auditing_with_prices_learnt_from_the_same_bill_warns_and_names_the_entries(tmp_path):
+    store = tmp_path / "s.duckdb"
+    _several_projects(store)
+    learnt = tmp_path / "learnt.yaml"
+    r = run(store, "prices", "learn", "--month", "2025-09", "--out", str(learnt))
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["--store", str(store), "audit", "--month", "2025-09", "--prices", str(learnt),
+                                  "--format", "json"])
+    m = json.loads(r.stdout)
+    trap = m["learnt_from_this_bill"]
+    assert {e["item"] for e in trap["entries"]} >= {"imm.ImageSplicing"}
+    assert "price differences cannot show" in trap["warning"] and "imm.ImageSplicing" in trap["warning"]
+    assert m["warnings"][0] == trap["warning"] or m["warnings"][1] == trap["warning"]
+    assert "costkit: warning: Prices learnt from the 2025-09 bill" in r.stderr
+    html = CliRunner().invoke(main, ["--store", str(store), "audit", "--month", "2025-09", "--prices",
+                                     str(learnt), "--format", "html"]).stdout
+    assert 'id="learnt-trap"' in html.split("</header>")[0]
+    # a contract price file does not warn
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(PRICES)
+    m = json.loads(run(store, "audit", "--month", "2025-09", "--prices", str(prices), "--format", "json").stdout)
+    assert m["learnt_from_this_bill"] == {"warning": None, "entries": []}

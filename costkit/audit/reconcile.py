@@ -58,6 +58,7 @@ from costkit.audit.bill_price import with_bill_price
 from costkit.audit.causes import explain_lines
 from costkit.audit.coverage import Coverage, month_coverage, task_days
 from costkit.audit.days import month_days
+from costkit.audit.learnt import own_bill_prices, trap_warning
 from costkit.audit.provenance import bill_imports, row_counts, runs, warn_if_not_final
 from costkit.audit.sides import add_billed, drop_not_audited, expected_lines
 from costkit.audit.tolerance import DEFAULT_FLOOR, DEFAULT_TOLERANCE, parse_floor, parse_tolerance
@@ -147,6 +148,9 @@ def _model(a: _Inputs, lines: dict, cov: Coverage, not_audited: list) -> dict:
     bill_info, cutoff_bill = bill_imports(store, month, a.frame)
     run_rows = runs(store, period)
     warn_if_not_final(month, cutoff_bill, warnings)
+    learnt = own_bill_prices(a.book, month)
+    if learnt:
+        warnings.insert(0, trap_warning(learnt, month))
     if out_of_tolerance:
         warnings.insert(0, f"Out of tolerance: {', '.join(out_of_tolerance)}.")
     warnings += report["warnings"]
@@ -182,6 +186,7 @@ def _model(a: _Inputs, lines: dict, cov: Coverage, not_audited: list) -> dict:
                     "settings_file": a.settings.path,
                     "prices_file": None if a.prices_file is None else str(a.prices_file)},
         "prices": report["prices"],
+        "learnt_from_this_bill": {"warning": trap_warning(learnt, month), "entries": learnt},
         "billed_prices": sorted({p for r in items for p in r["list_prices"]}),
         "assumptions": report["assumptions"],
         "warnings": warnings,

@@ -46,6 +46,8 @@ def audit_cmd(ctx, month, tolerance, floor, fmt, out, account, source, prices_fi
         model = build_audit(store, month, tolerance=tol, floor=fl, prices_file=prices_file, settings=settings,
                             source=source, mapping=mapping_file, account=account)
     write_output(render_audit(model, fmt), out)
+    if model["learnt_from_this_bill"]["warning"]:
+        click.echo(f"costkit: warning: {model['learnt_from_this_bill']['warning']}", err=True)
     if out:
         click.echo(f"wrote {out}", err=True)
     for r in model["items"]:
