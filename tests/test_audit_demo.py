@@ -19,3 +19,17 @@ def test_demo_audit_finds_the_planted_discrepancies(tmp_path):
     assert "coverage gap" in html and "covered by resource plan" in html and "price difference" in html
     assert "SYNTHETIC" in html and r.store.parent == tmp_path
     assert r.csv.read_text(encoding="utf-8").startswith("scope,day,item")
+
+
+def test_demo_month_is_the_union_of_two_console_exports(tmp_path):
+    from costkit.store.bills import bill_sources
+    from costkit.store.db import Store
+    from costkit.demo.audit import MONTH
+
+    r = run_demo_audit(tmp_path, per_day=20)
+    assert "import #1" in r.bill_line and "import #2" in r.bill_line
+    assert "products imm" in r.bill_line and "products oss" in r.bill_line
+    first = (tmp_path / f"bill-{MONTH}-imm.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+    assert first.startswith("资源购买账号ID,资源购买账号,资源归属账号ID") and len(first.split(",")) == 39
+    with Store.open(r.store) as s:
+        assert len(bill_sources(s, MONTH)) == 2

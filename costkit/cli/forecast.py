@@ -101,7 +101,7 @@ def demo_cmd(out_dir):
 
     from costkit.demo.audit import MONTH, run_demo_audit
     click.echo(f"\nSYNTHETIC audit of {MONTH}: collecting from a local IMM server with a planted collector outage, "
-               "fetching a synthetic bill from a local BSS server ...")
+               "importing a synthetic bill from two console exports (IMM lines, OSS lines) ...")
     audit = run_demo_audit(out_dir)
     click.echo(audit.collection_line)
     for w in audit.warnings:

@@ -18,8 +18,8 @@ calls and PretaxGrossAmount = PretaxAmount charges the rest;
 source). A day that the demo's collection misses is simply a day whose tasks are not in the store: the bill
 still bills them.
 
-`write_console_csv(items, path, language="zh"|"en", encoding="utf-8-sig"|"gb18030"|"utf-8")` writes the same
-lines as a console bill-details CSV. Everything here is labelled synthetic.
+`write_console_csv(items, path, language="zh"|"en", encoding="utf-8-sig"|"gb18030"|"utf-8", layout=...)` writes
+the same lines as a console bill-details CSV (`layout="console39"`: the console's real 39-column header). Everything here is labelled synthetic.
 """
 from __future__ import annotations
 
@@ -114,14 +114,38 @@ CSV_COLUMNS = [  # (wire field, Chinese header, English header)
 ]
 
 
-def write_console_csv(items: list[dict], path, *, language: str = "zh", encoding: str = "utf-8-sig") -> Path:
-    """The items as a console bill-details CSV (amounts as text)."""
-    col = 1 if language == "zh" else 2
+# The console's real 39-column bill-details header (operations-facts.md section 3), in its order, with the
+# wire field each column holds ("" where the console column has no DescribeInstanceBill twin: left empty).
+CONSOLE_39 = [
+    ("资源购买账号ID", "BillAccountID"), ("资源购买账号", "BillAccountName"), ("资源归属账号ID", "OwnerID"),
+    ("资源归属账号", "OwnerAccountName"), ("账单月份", "BillingCycle"), ("账单日期", "BillingDate"),
+    ("费用类型", "SubscriptionType"), ("产品Code", "ProductCode"), ("产品名称", "ProductName"),
+    ("商品Code", "CommodityCode"), ("商品名称", "ProductDetail"), ("资产/资源实例ID", "InstanceID"),
+    ("资产/资源实例名称", "NickName"), ("资源组", "ResourceGroup"), ("实例标签", "Tag"), ("资源实例配置", "InstanceConfig"),
+    ("资源实例规格", "InstanceSpec"), ("公网IP", "InternetIP"), ("私网IP", "IntranetIP"), ("地域", "Region"),
+    ("可用区", "Zone"), ("计费项Code", "BillingItemCode"), ("计费规则说明", ""), ("计费项", "BillingItem"),
+    ("资源包抵扣量", "DeductedByResourcePackage"), ("用量", "Usage"), ("用量单位", "UsageUnit"), ("目录价", "ListPrice"),
+    ("目录价定价类型", "BillingType"), ("价格单位", "ListPriceUnit"), ("目录总价", "PretaxGrossAmount"),
+    ("优惠券抵扣金额", "DeductedByCoupons"), ("优惠金额", "InvoiceDiscount"), ("节省计划抵扣目录总价", "DeductedBySavingsPlan"),
+    ("应付金额", "PretaxAmount"), ("代金券抵扣金额", "DeductedByCashCoupons"), ("定价币种", "Currency"), ("主键", "RecordID"),
+    ("优惠后金额", "AfterDiscountAmount"),
+]
+
+
+def write_console_csv(items: list[dict], path, *, language: str = "zh", encoding: str = "utf-8-sig",
+                      layout: str = "short") -> Path:
+    """The items as a console bill-details CSV (amounts as text): `layout="short"` the 18 columns of
+    CSV_COLUMNS (Chinese or English headers), `"console39"` the console's 39-column header (Chinese)."""
+    if layout == "console39":
+        header, fields = [c[0] for c in CONSOLE_39], [c[1] for c in CONSOLE_39]
+    else:
+        col = 1 if language == "zh" else 2
+        header, fields = [c[col] for c in CSV_COLUMNS], [c[0] for c in CSV_COLUMNS]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow([c[col] for c in CSV_COLUMNS])
+    w.writerow(header)
     for it in items:
-        w.writerow(["" if it.get(c[0]) is None else str(it.get(c[0])) for c in CSV_COLUMNS])
+        w.writerow(["" if not f or it.get(f) is None else str(it.get(f)) for f in fields])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buf.getvalue().encode(encoding))
