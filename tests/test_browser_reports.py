@@ -6,6 +6,7 @@ rendered once per session; each test reads the page's layout and computed styles
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
@@ -161,3 +162,45 @@ def test_printed_tables_repeat_their_header_on_each_page(pdfs):
     if last_row[0] > 0:
         assert page.startswith("Month Tasks"), page[:200]
     assert sum(p.count("\nTotal ") for p in pages[:last_row[0] + 1]) == 1
+
+
+def _amount(text: str) -> Decimal:
+    return Decimal(text.replace(",", "").replace("+", "").strip() or "0")
+
+
+def test_audit_bridge_bars_add_up_in_its_table(browser, reports):
+    """The month's bridge, and each item's, as the reader sees them: expected, then each step's amount added to
+    the running total, ending at the billed net; the waterfall beside the table has one bar per claimed step."""
+    browser.open(reports["audit"])
+    tables = browser.js("""
+        return [...document.querySelectorAll('table.bridge')].map(t => ({
+            id: t.id, visible: t.getBoundingClientRect().width > 0,
+            rows: [...t.querySelectorAll('tbody tr')].map(tr => ({
+                cls: tr.className, label: tr.querySelector('th').textContent.trim(),
+                amount: (tr.querySelector('td.amount') || {}).textContent || '',
+                running: tr.querySelector('td.running').textContent})),
+            bars: t.closest('.bridge-block').querySelectorAll('figure.bridge-chart svg').length}));
+    """)
+    assert tables and tables[0]["id"] == "bridge-month-table", [t["id"] for t in tables]
+    for t in tables:
+        rows = t["rows"]
+        assert t["visible"] and rows[0]["cls"].startswith("bridge-start") and rows[-1]["cls"].startswith("bridge-end")
+        total = _amount(rows[0]["amount"])
+        for r in rows[1:-1]:
+            if r["cls"].startswith("bridge-step"):
+                total += _amount(r["amount"])
+            assert _amount(r["running"]) == total, (t["id"], r, total)
+        assert _amount(rows[-1]["amount"]) == total == _amount(rows[-1]["running"]), (t["id"], rows[-1])
+        assert any(r["label"].startswith("rounding") for r in rows), t["id"]
+    month = tables[0]["rows"]
+    kpi = browser.js("return [document.getElementById('kpi-expected').firstChild.textContent, "
+                     "document.getElementById('kpi-billed').firstChild.textContent]")
+    assert [_amount(month[0]["amount"]), _amount(month[-1]["amount"])] == [_amount(k) for k in kpi]
+    assert tables[0]["bars"] == 1
+
+
+def test_audit_prints_the_kpis_and_the_bridge_on_page_one(pdfs):
+    first = pdfs["audit"][0]
+    for text in ("Synthetic data.", "Billed, net", "Expected", "Bill payable total", "Bridge: expected to billed",
+                 "Running total", "coverage gap", "price diﬀerence", "rounding", "Billed net"):
+        assert text in first, (text, first[-600:])

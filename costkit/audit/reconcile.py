@@ -54,7 +54,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from costkit.audit.anchor import oss_daily, reader_parts
 from costkit.audit.bill_price import with_bill_price
+from costkit.audit.bridge import bridges
 from costkit.audit.causes import explain_lines
 from costkit.audit.coverage import Coverage, month_coverage, task_days
 from costkit.audit.days import month_days
@@ -92,8 +94,11 @@ class _Inputs:
 
 
 def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT_FLOOR, prices_file=None,
-                settings=None, source: str | None = None, mapping=None, account: str | None = None) -> dict:
-    """The audit model of `month` (YYYY-MM, Asia/Shanghai): see the module doc."""
+                settings=None, source: str | None = None, mapping=None, synthetic: bool = False,
+                account: str | None = None) -> dict:
+    """The audit model of `month` (YYYY-MM, Asia/Shanghai): see the module doc. `synthetic` marks a model
+    built from synthetic data (the demo): the report then carries a banner saying so. `account`: only that
+    account's bill lines (default: every account of the month)."""
     a = _read(store, month, tolerance=parse_tolerance(tolerance), floor=parse_floor(floor),
               prices_file=prices_file, settings=settings, source=source, mapping=mapping, account=account)
     tasks = task_days(store, a.period, a.imm_start)
@@ -102,7 +107,19 @@ def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT
     not_audited = drop_not_audited(lines, a.frame, month, a.report["currency"], a.warnings)
     add_billed(a.frame, lines, a.book, a.imm_start)
     explain_lines(store, a.period, lines, tasks, cov.gap_days, a.imm_start, a.warnings)
-    return _model(a, lines, cov, not_audited)
+    model = _model(a, lines, cov, not_audited)
+    model.update(_reader_parts(a, model, synthetic))
+    return model
+
+
+def _reader_parts(a: _Inputs, model: dict, synthetic: bool) -> dict:
+    """What a reader signs off besides the reconciliation: the bridges from expected to billed net
+    (costkit.audit.bridge), the invoice anchor, the per-project rows and the whole-bucket OSS days
+    (costkit.audit.anchor), and whether the data is synthetic."""
+    return {"bridge": bridges(model["items"], model["warnings"]),
+            **reader_parts(a.store, a.period, a.frame, model["kpis"], model["items"], a.settings, a.prices_file),
+            "daily_oss": oss_daily(model["days"], a.days),
+            "synthetic": bool(synthetic)}
 
 
 def _read(store, month: str, *, tolerance, floor, prices_file, settings, source, mapping, account=None) -> _Inputs:

@@ -8,6 +8,31 @@ from fractions import Fraction
 from costkit.audit.figures import money_text, qty_text
 from costkit.audit.sides import SPLICE
 from costkit.core.errors import BadInput
+from costkit.core.timeutil import SHANGHAI
+
+
+def month_span(store, month: str) -> dict:
+    """How much of `month` (UTC+8) the store's tasks cover: `first_task` and `last_task` (completion, ISO
+    +08:00, None without tasks), `task_days` (days with a finished task), `days`, and `partial`: True when
+    the tasks start more than a day after the month begins or end more than a day before it ends (a month
+    holding 6 hours of tasks is not a full month)."""
+    from datetime import datetime, timedelta, timezone
+
+    from costkit.engine.period import HOUR_US, parse_period
+    p = parse_period(month)
+    with store._lock:
+        first, last, n = store._con.execute(
+            f"SELECT min(epoch_us(end_time)), max(epoch_us(end_time)), count(DISTINCT (epoch_us(end_time) // {HOUR_US}"
+            " + 8) // 24) FROM tasks WHERE end_time >= ? AND end_time < ?", [p.start, p.end]).fetchone()
+    first, last = (None if t is None else datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(t)) for t in (first, last))
+    days = (p.end - p.start).days
+    day = timedelta(days=1)
+    partial = first is None or first - p.start > day or p.end - last > day
+
+    def local(t):
+        return None if t is None else t.astimezone(SHANGHAI).replace(microsecond=0).isoformat()
+    return {"first_task": local(first), "last_task": local(last), "task_days": int(n), "days": days,
+            "partial": bool(partial)}
 
 
 def trend(store, month: str, settings, prices_file, report: dict) -> list[dict]:
@@ -28,7 +53,7 @@ def trend(store, month: str, settings, prices_file, report: dict) -> list[dict]:
     for m in months:
         row = {"month": m, "expected": None, "billable_splices": None, "expected_per_1000": None,
                "expected_splicing_per_1000": None, "billed_splicing_net": None, "billed_splices": None,
-               "billed_splicing_per_1000": None, "note": None}
+               "billed_splicing_per_1000": None, "note": None, **month_span(store, m)}
         try:
             rep = report if m == month else price_history(store, parse_period(m), settings=settings,
                                                           prices_file=prices_file)

@@ -113,6 +113,17 @@ def demo_cmd(out_dir):
     for path in (audit.html, audit.json, audit.csv):
         click.echo(f"Audit report: {path.resolve()}")
 
+    from costkit.demo.advise import run_demo_advise
+    paths, advice, planted = run_demo_advise(out_dir, audit.store, audit.prices, MONTH)
+    click.echo(f"\nSYNTHETIC advice on {MONTH} (synthetic object facts, planted: "
+               + ", ".join(f"{k} x{v}" for k, v in planted.items()) + f"): possible saving "
+               f"{advice['possible_saving']['month']} {advice['currency']} a month")
+    for f in advice["findings"]:
+        s = f["saving"]["month"] if f["saving"] else "not priced"
+        click.echo(f"  {f['rule']}: {s}: {f['change']}")
+    for path in paths:
+        click.echo(f"Advice report: {path.resolve()}")
+
 
 def register(group: click.Group) -> None:
     for cmd in (estimate_cmd, prices_group, demo_cmd):

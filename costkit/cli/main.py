@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "costkit.cli.bills",
     "costkit.cli.audit",
     "costkit.cli.listen",
+    "costkit.cli.advise",
 ]
 
 

@@ -136,7 +136,7 @@ def run_demo_audit(out_dir, *, per_day: int = PER_DAY) -> DemoAudit:
         for product, path in demo_bill_files(out, per_day).items():
             lines.append("SYNTHETIC " + import_bill_csv(store, path).line())
         lines += _sources_table(store)
-        model = build_audit(store, MONTH, prices_file=prices)
+        model = build_audit(store, MONTH, prices_file=prices, synthetic=True)
     paths = {}
     for fmt in ("html", "json", "csv"):
         paths[fmt] = out / f"audit-{MONTH}.{fmt}"

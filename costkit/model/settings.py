@@ -17,6 +17,7 @@ accelerated_gb_per_task: 0       # GB per task through transfer acceleration
 requests: {get_per_source: 1, head_per_source: 1, put_per_task: 1}
 usage: {charge_failed_splices: false, imm_billing_start: "2025-07-28T11:00:00+08:00", min_billable_kb: 64}
 prices: []                       # price entries on top of the book and --prices (highest precedence)
+advise: {sources_read_elsewhere_per_month: 0, targets_read_elsewhere_per_month: 0}   # for `costkit advise`
 buckets:                         # per-bucket configuration, used where the API does not say
   my-bucket: {archive_direct_read: true, redundancy: ZRS, storage_class: IA}
 ```
@@ -33,7 +34,9 @@ from costkit.core.yamlio import Mapping, load_yaml_file
 
 SETTINGS_KEYS = ("site", "region", "source_size_mb", "source_storage_class", "archive_direct_read",
                  "target_size_mb", "target_storage_class", "target_redundancy", "target_retention_days",
-                 "accelerated_gb_per_task", "requests", "usage", "prices", "buckets")
+                 "accelerated_gb_per_task", "requests", "usage", "prices", "buckets", "advise")
+# `advise:` facts costkit cannot see, asked for by `costkit advise` (reads per object per month, >= 0).
+ADVISE_KEYS = ("sources_read_elsewhere_per_month", "targets_read_elsewhere_per_month")
 BUCKET_KEYS = {"archive_direct_read": bool, "redundancy": REDUNDANCIES, "storage_class": STORAGE_CLASSES}
 # Scenario keys that a settings file does not take (they describe a forecast, not the history).
 _DUMMY = {"name": "settings", "start": "2025-01", "months": 1, "tasks_per_month": 0, "sources_per_task": 1,
@@ -47,6 +50,7 @@ class Settings:
     splice: Scenario
     buckets: dict = field(default_factory=dict)
     path: str | None = None
+    advise: dict = field(default_factory=dict)   # ADVISE_KEYS given -> Fraction
     given: set = field(default_factory=set)
 
     @property
@@ -66,7 +70,8 @@ def parse_settings(data, path="settings") -> Settings:
             raise BadInput(f"unknown settings key (known: {', '.join(SETTINGS_KEYS)})", path=path, line=line,
                            field=k)
     buckets_raw = data.get("buckets") or {}
-    scenario_part = Mapping({**_DUMMY, **{k: v for k, v in data.items() if k != "buckets"}})
+    advise = _advise(data.get("advise"), path)
+    scenario_part = Mapping({**_DUMMY, **{k: v for k, v in data.items() if k not in ("buckets", "advise")}})
     scenario_part.line = getattr(data, "line", 0)
     scenario_part.key_lines = dict(getattr(data, "key_lines", {}))
     splice = parse_scenario(scenario_part, path)
@@ -86,7 +91,34 @@ def parse_settings(data, path="settings") -> Settings:
             if kind is not bool and v not in kind:
                 raise BadInput(f"{v!r} is not one of {', '.join(kind)}", path=path, field=f"buckets.{name}.{k}")
         buckets[str(name)] = dict(conf)
-    return Settings(splice=splice, buckets=buckets, path=None if path == "settings" else str(path), given=set(data))
+    return Settings(splice=splice, buckets=buckets, path=None if path == "settings" else str(path), given=set(data),
+                    advise=advise)
+
+
+def _advise(raw, path) -> dict:
+    """The `advise:` mapping: ADVISE_KEYS -> non-negative exact numbers (Fractions)."""
+    from costkit.core.money import to_fraction
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BadInput("expected a mapping (keys: " + ", ".join(ADVISE_KEYS) + ")", path=path, field="advise")
+    out = {}
+    for k, v in raw.items():
+        line = raw.line_of(k) if isinstance(raw, Mapping) else None
+        if k not in ADVISE_KEYS:
+            raise BadInput(f"unknown key (known: {', '.join(ADVISE_KEYS)})", path=path, line=line,
+                           field=f"advise.{k}")
+        try:
+            if isinstance(v, bool):
+                raise ValueError
+            f = to_fraction(v)
+        except (ValueError, TypeError, ArithmeticError):
+            raise BadInput(f"expected a number of reads per object per month, got {v!r}", path=path, line=line,
+                           field=f"advise.{k}") from None
+        if f < 0:
+            raise BadInput(f"must be 0 or more, got {v!r}", path=path, line=line, field=f"advise.{k}")
+        out[k] = f
+    return out
 
 
 def load_settings(path=None, *, site: str | None = None) -> Settings:

@@ -208,15 +208,17 @@ def line_chart(
     ylabel: str,
     title: str = "",
     colours: Mapping[str, str] | None = None,
+    height_in: float = 4.8,
 ) -> Markup:
     """A line chart with one line per series over shared categories, returned as inline SVG (see to_svg).
 
     `series` maps a legend label (e.g. "forecast", "billed") to one value per category in the unit named by
-    `ylabel` (e.g. "Cost (CNY)"); None leaves a gap (a month with no data).
+    `ylabel` (e.g. "Cost (CNY)"); None leaves a gap (a month with no data). `height_in`: the figure's height
+    in inches (10 wide).
     """
     cats = list(categories)
     x = list(range(len(cats)))
-    with figure() as fig:
+    with figure(10.0, height_in) as fig:
         ax = fig.add_subplot()
         top = 0.0
         for i, (label, values) in enumerate(series.items()):
@@ -290,4 +292,86 @@ def tornado(
         if n:
             ax.set_ylim(-0.6, n - 0.4)
             fig.legend(loc="outside lower center", ncol=2, frameon=False)
+        return to_svg(fig)
+
+
+def band_chart(
+    categories: Sequence[str],
+    expected: Sequence[float],
+    actual: Sequence[float],
+    low: Sequence[float],
+    high: Sequence[float],
+    anomalies: Sequence[bool],
+    *,
+    ylabel: str,
+    expected_label: str = "expected",
+    actual_label: str = "billed",
+    band_label: str = "tolerance band",
+    anomaly_label: str = "anomaly",
+) -> Markup:
+    """Expected against actual per category (e.g. per day) with the tolerance band shaded between `low` and
+    `high` and the categories flagged in `anomalies` marked; returned as inline SVG (see to_svg). Values in
+    the unit named by `ylabel`."""
+    cats = list(categories)
+    x = list(range(len(cats)))
+    with figure(10.0, 4.2) as fig:
+        ax = fig.add_subplot()
+        ax.fill_between(x, [float(v) for v in low], [float(v) for v in high], color=PALETTE[0], alpha=0.18,
+                        linewidth=0, label=band_label, step=None)
+        ax.plot(x, [float(v) for v in expected], color=PALETTE[0], marker="o", markersize=3, linewidth=1.6,
+                label=expected_label)
+        ax.plot(x, [float(v) for v in actual], color=PALETTE[1], marker="o", markersize=3, linewidth=1.6,
+                label=actual_label)
+        flagged = [i for i, a in enumerate(anomalies) if a]
+        if flagged:
+            ax.scatter(flagged, [float(actual[i]) for i in flagged], s=70, facecolors="none",
+                       edgecolors=HIGH_COLOUR, linewidths=1.8, zorder=5, label=anomaly_label)
+        top = max([0.0] + [float(v) for v in (*high, *actual)])
+        ax.set_ylim(min([0.0] + [float(v) for v in (*low, *actual)]), top * 1.08 or 1)
+        ax.set_ylabel(ylabel)
+        ax.yaxis.set_major_formatter(_money_formatter(top))
+        if cats:
+            ax.set_xlim(-0.5, len(cats) - 0.5)
+        _thin_x_labels(ax, cats)
+        fig.legend(loc="outside lower center", ncol=4, frameon=False)
+        return to_svg(fig)
+
+
+STEP_UP, STEP_DOWN, TOTAL_COLOUR = HIGH_COLOUR, "#59a14f", "#6b6b6b"
+
+
+def waterfall(rows: Sequence[Mapping[str, object]], *, xlabel: str) -> Markup:
+    """A horizontal waterfall (bridge), top to bottom, returned as inline SVG (see to_svg).
+
+    Each row is `{"label": str, "start": float, "end": float, "total": bool, "text": str}`: a total bar
+    spans 0..end (e.g. expected, billed), a step bar spans start..end (a cause: red when it raises the
+    amount, green when it lowers it), and `text` (the exact amount, preformatted) is printed at its end.
+    Every step also gets a thin tick at its end, so a cent of rounding still shows as its own small bar."""
+    n = len(rows)
+    with figure(7.0, max(2.0, 0.9 + 0.36 * n)) as fig:
+        ax = fig.add_subplot()
+        ys = list(range(n))[::-1]
+        ends = [0.0]
+        for y, row in zip(ys, rows):
+            start, end = (0.0, float(row["end"])) if row.get("total") else (float(row["start"]), float(row["end"]))
+            colour = TOTAL_COLOUR if row.get("total") else (STEP_UP if end > start else STEP_DOWN)
+            ax.barh(y, end - start, left=start, color=colour, height=0.62, linewidth=0)
+            if not row.get("total"):
+                ax.plot([end, end], [y - 0.31, y + 0.31], color=LINE_COLOUR, linewidth=0.9)
+            ax.annotate(str(row.get("text", "")), (max(start, end), y), xytext=(4, 0), textcoords="offset points",
+                        va="center", ha="left", fontsize=8)
+            ends += [start, end]
+        for (y0, r0), (y1, _r1) in zip(zip(ys, rows), zip(ys[1:], rows[1:])):
+            # Connectors: each bar starts where the one above it ended.
+            ax.plot([float(r0["end"])] * 2, [y0 - 0.31, y1 + 0.31], color="#999999", linewidth=0.6)
+        lo, hi = min(ends), max(ends)
+        pad = (hi - lo) * 0.18 or 1.0
+        ax.set_xlim(min(0.0, lo), hi + pad)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([str(r["label"]) for r in rows])
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="y", visible=False)
+        ax.xaxis.set_major_formatter(_money_formatter(hi - lo))
+        if n:
+            ax.set_ylim(-0.6, n - 0.4)
         return to_svg(fig)

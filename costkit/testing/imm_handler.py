@@ -8,11 +8,12 @@ import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
+from costkit.testing.loopback import TrackedConnections
 from costkit.testing.imm_signature import verify_request
 from costkit.testing.imm_wire import ApiError, Fault, decode_params, decode_params_lenient, request_id
 
 
-class SignedHandler(BaseHTTPRequestHandler):
+class SignedHandler(TrackedConnections, BaseHTTPRequestHandler):
     """Reads keys, faults, ACTIONS and connection bookkeeping from the server object in `imm`."""
 
     protocol_version = "HTTP/1.1"
@@ -20,24 +21,6 @@ class SignedHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):  # quiet
         pass
-
-    def setup(self):
-        super().setup()
-        # Headers and body go out in separate writes: without NODELAY, Nagle + delayed ACK add ~40 ms.
-        try:
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        with self.imm._lock:
-            self.imm._conns.add(self.connection)
-
-    def finish(self):
-        try:
-            super().finish()
-        except OSError:
-            pass
-        with self.imm._lock:
-            self.imm._conns.discard(self.connection)
 
     def do_GET(self):
         self.do_POST()

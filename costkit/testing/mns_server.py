@@ -46,6 +46,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
+from costkit.testing.loopback import TrackedConnections
 from costkit.testing.imm_server import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, Fault, LoopbackServer
 from costkit.testing.mns_wire import (XMLNS, Reject, action_of, document, error_xml, int_param, message_xml,
                                       parse_xml, signature)
@@ -209,26 +210,12 @@ class MNSServer(LoopbackServer):
             return None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(TrackedConnections, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     imm: MNSServer   # LoopbackServer.start sets it (the attribute name is the base class's)
 
     def log_message(self, *args):  # quiet
         pass
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.imm._lock:
-            self.imm._conns.add(self.connection)
-
-    def finish(self):
-        try:
-            super().finish()
-        except OSError:
-            pass
-        with self.imm._lock:
-            self.imm._conns.discard(self.connection)
 
     def do_GET(self):
         self._serve()
