@@ -90,7 +90,8 @@ def prices_check(files):
 @click.option("--out-dir", default="demo-output", show_default=True, type=click.Path(file_okay=False))
 def demo_cmd(out_dir):
     """Run the embedded example: forecast the bundled scenario, then audit a SYNTHETIC month end to end
-    (local IMM and BSS servers on 127.0.0.1, real SDKs, planted discrepancies) and write the reports."""
+    (a local IMM server on 127.0.0.1 and the real SDK, a synthetic bill in two console exports, planted
+    discrepancies) and write the reports."""
     import importlib.resources
     scenario = Path(str(importlib.resources.files("costkit") / "data" / "demo-scenario.yaml"))
     model = estimate(scenario)
