@@ -40,5 +40,5 @@ def load_tasks(store_path="costkit.duckdb", **filters):
     """
     from costkit.store.db import Store
 
-    with Store.open(store_path, create=False) as store:
+    with Store.open(store_path, create=False, read_only=True) as store:
         return store.tasks_frame(**filters)

@@ -12,7 +12,10 @@ import hashlib
 from decimal import Decimal
 import json
 
+from pathlib import Path
+
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from costkit.advise.run import advise
@@ -41,7 +44,23 @@ def store():
 
 
 def run(store, prices_path, **settings):
+    """Advise on September; a `prices=` overlay replaces the matching entries of the prices file (a user
+    file outranks settings `prices:`, so the overlay is written into the file the engine reads)."""
+    overlay = settings.pop("prices", None)
+    if overlay:
+        prices_path = _with_overlay(prices_path, overlay)
     return advise(store, SEP, prices_file=prices_path, settings=parse_settings(settings) if settings else None)
+
+
+def _with_overlay(prices_path, overlay) -> str:
+    def key(e):
+        return e["item"], tuple(sorted((e.get("selectors") or {}).items()))
+    doc = yaml.safe_load(Path(prices_path).read_text())
+    replaced = {key(e) for e in overlay}
+    doc["entries"] = [e for e in doc["entries"] if key(e) not in replaced] + list(overlay)
+    out = Path(prices_path).with_name("prices-overlay.yaml")
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(out)
 
 
 def only(model, rule):

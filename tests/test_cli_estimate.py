@@ -89,13 +89,13 @@ def test_unknown_storage_class_is_bad_input(tmp_path):
 
 def test_missing_price_names_every_missing_item_and_how_to_supply_it(tmp_path):
     s = write_scenario(tmp_path, site="intl", prices=[])
-    result = invoke("estimate", s)
+    result = invoke("estimate", s, "--strict")
     assert_one_line_bad_input(result, "imm.ImageSplicing", "oss.GetRequest", "oss.PutRequest", "--prices")
 
 
 def test_user_price_file_fills_a_missing_price(tmp_path):
     s = write_scenario(tmp_path, prices=...)
-    assert invoke("estimate", s).exit_code == 2
+    assert invoke("estimate", s, "--strict").exit_code == 2
     prices = tmp_path / "p.yaml"
     prices.write_text("entries:\n  - item: imm.ImageSplicing\n    unit: 1000 calls\n    price: '0.7'\n"
                       "    currency: CNY\n    effective_from: '2025-07-28T11:00:00+08:00'\n"

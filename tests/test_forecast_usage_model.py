@@ -72,8 +72,12 @@ def test_archive_sources_without_direct_read_fail_and_only_heads_are_priced(tmp_
 
 
 def test_archive_direct_read_needs_its_price_and_bills_bytes_read(tmp_path):
+    partial = run(tmp_path, source_storage_class="Archive", archive_direct_read=True)
+    assert partial["complete"] is False and partial["items"]["oss.ArchiveDirectRead"] is None
+    assert [m["item"] for m in partial["missing_prices"]] == ["oss.ArchiveDirectRead"]
     with pytest.raises(BadInput, match="oss.ArchiveDirectRead"):
-        run(tmp_path, source_storage_class="Archive", archive_direct_read=True)
+        estimate(write_scenario(tmp_path, source_storage_class="Archive", archive_direct_read=True),
+                 sensitivity=False, strict=True)
     adr = {"item": "oss.ArchiveDirectRead", "unit": "GB", "price": "0.1", "currency": "CNY",
            "confidence": "contract", "source": "test"}
     m = run(tmp_path, source_storage_class="Archive", archive_direct_read=True, prices=[SPLICE_PRICE, adr])

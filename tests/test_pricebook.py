@@ -77,15 +77,17 @@ def test_splicing_is_free_at_10_59_59_and_unknown_from_11_00(tmp_path):
     assert known is None
 
 
-def test_user_file_overrides_bundled_and_scenario_overrides_user(tmp_path):
+def test_user_file_overrides_bundled_and_the_scenario(tmp_path):
     user = write(tmp_path, GOOD_ENTRY, name="user.yaml")
     scenario = [{"item": "oss.IaRetrieval", "unit": "GB", "price": "0.05", "currency": "CNY",
                  "confidence": "contract", "source": "scenario"}]
     at = parse_instant("2026-01-01T00:00:00+08:00")
     assert load_price_book("cn").resolve("oss.IaRetrieval", {}, at)[0].price == Decimal("0.0325")
     assert load_price_book("cn", prices_file=user).resolve("oss.IaRetrieval", {}, at)[0].price == Decimal("0.04")
+    assert load_price_book("cn", scenario_prices=scenario).resolve("oss.IaRetrieval", {}, at)[0].price == \
+        Decimal("0.05")
     book = load_price_book("cn", prices_file=user, scenario_prices=scenario)
-    assert book.resolve("oss.IaRetrieval", {}, at)[0].price == Decimal("0.05")
+    assert book.resolve("oss.IaRetrieval", {}, at)[0].price == Decimal("0.04")  # --prices beats the scenario
 
 
 def test_overrides_in_another_unit_of_the_same_dimension_are_converted(tmp_path):

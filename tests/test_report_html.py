@@ -50,9 +50,11 @@ def sample_model() -> dict:
     tasks = Decimal(1000)
     for i, (y, m) in enumerate(start_month):
         n = int(tasks.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-        succeeded = Decimal(n) * Decimal("0.98")
+        # Whole counts, as the engine gives them (README, "Whole splices").
+        succeeded = (Decimal(n) * Decimal("0.98")).quantize(Decimal(1), rounding=ROUND_HALF_UP)
         # July 2025: 744 hours, cutover after 659 of them.
-        billable = succeeded * Decimal(85) / Decimal(744) if i == 0 else succeeded
+        billable = (succeeded * Decimal(85) / Decimal(744)).quantize(Decimal(1), rounding=ROUND_HALF_UP) \
+            if i == 0 else succeeded
         q = {
             "imm.ImageSplicing": (billable, "calls", splice_price),
             "oss.GetRequest": (Decimal(n * sources * 2), "requests", get_price),
@@ -85,9 +87,29 @@ def sample_model() -> dict:
         sens.append({"driver": driver, "base_value": base, "low_value": lo, "high_value": hi,
                      "low_total": str(_money(total * Decimal(flo))), "base_total": str(total),
                      "high_total": str(_money(total * Decimal(fhi)))})
+    sens.append({"driver": "price imm.ImageSplicing", "kind": "price", "unit": "calls", "base_value": "0.05",
+                 "low_value": "0.04", "high_value": "0.06", "base_total": str(total),
+                 "low_total": str(total - _money(item_totals["imm.ImageSplicing"] * Decimal("0.2"))),
+                 "high_total": str(total + _money(item_totals["imm.ImageSplicing"] * Decimal("0.2")))})
+    sweep = {"item": "imm.ImageSplicing", "selectors": {}, "unit": "calls", "price": "0.05",
+             "why": "confidence 'illustrative'", "layer": "scenario", "source": "demo scenario",
+             "quantity": str(billable_total), "quantity_unit": "calls", "total_excludes": [],
+             "points": [{"price": p, "total": str(total + _money(item_totals["imm.ImageSplicing"]
+                                                                 * (Decimal(p) / Decimal("0.05") - 1))),
+                         "within_budget": p != "0.1"} for p in ("0.025", "0.05", "0.1")],
+             "break_even": {"price": "0.08", "reason": "the highest price at which the horizon total stays within "
+                                                       "the budget"}}
     return {
         "format_version": 1,
         "costkit_version": "0.1.0",
+        "complete": True, "total_label": "", "excluded_items": [], "missing_prices": [],
+        "price_sweep": [sweep],
+        "budget": {"amount": "1000", "per": "horizon", "passed": False, "over": [],
+                   "message": "within the budget of 1000 CNY over the horizon"},
+        "price_layers": [{"layer": "cli", "from": "--price ITEM=VALUE[/UNIT]"},
+                         {"layer": "user", "from": "--prices FILE"},
+                         {"layer": "scenario", "from": "the scenario's (or settings') prices:"},
+                         {"layer": "bundled", "from": "the bundled price book"}],
         "scenario": {"name": EVIL_NAME, "site": "cn", "region": "cn-hangzhou", "start": "2025-07", "months": 12},
         "site": "cn",
         "currency": "CNY",
@@ -329,8 +351,9 @@ def test_quantities_table(html, model):
 
 def test_sensitivity_sorted_by_swing(html, model):
     rows = _table(html, "sensitivity")[1:]
-    assert [r[0] for r in rows] == ["tasks_per_month", "source_size_mb", "target_retention_days",
-                                    "failure_rate"]
+    assert [r[0] for r in rows] == ["tasks_per_month", "price imm.ImageSplicing", "source_size_mb",
+                                    "target_retention_days", "failure_rate"]
+    assert rows[1][1:4] == ["0.04 CNY/calls", "0.05 CNY/calls", "0.06 CNY/calls"]  # a price driver shows its unit
     t = {s["driver"]: s for s in model["sensitivity"]}["tasks_per_month"]
     assert rows[0][4:7] == [fmt_number(t["low_total"]), fmt_number(t["base_total"]), fmt_number(t["high_total"])]
     assert Decimal(rows[0][7].replace(",", "")) == Decimal(t["high_total"]) - Decimal(t["low_total"])

@@ -77,7 +77,7 @@ def _coverage_days(store, days: list[date], task_days: dict, active: set) -> tup
 def _calendar_row(d: date, info: dict, windows: dict, keys: set, known: bool) -> dict:
     """One calendar day: covered when every project that matters was collected all day."""
     s, e = day_bounds(d)
-    if known and windows:
+    if known and windows and keys:   # no project matters: nothing to weigh
         fracs = []
         for key2 in keys:
             spans = windows.get(key2, [])

@@ -42,7 +42,7 @@ def audit_cmd(ctx, month, tolerance, floor, fmt, out, account, source, prices_fi
     parse_month(month, field="--month")
     tol, fl = parse_tolerance(tolerance), parse_floor(floor)
     settings = load_settings(settings_file, site=site)
-    with Store.open(store_path(ctx, create=False), create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
         model = build_audit(store, month, tolerance=tol, floor=fl, prices_file=prices_file, settings=settings,
                             source=source, mapping=mapping_file, account=account)
     write_output(render_audit(model, fmt), out)

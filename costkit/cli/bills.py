@@ -117,7 +117,7 @@ def bill_lines_cmd(ctx, month, account, source, list_sources, only_unmapped, fmt
 
     check_writable(out)
     _month(month)
-    with Store.open(store_path(ctx, create=False), create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
         if list_sources:
             from costkit.store.bills import import_rows
             cols, rows = import_rows(store, month, account=account)
@@ -177,7 +177,7 @@ def prices_learn_cmd(ctx, month, out, account, source, mapping_file):
 
     check_writable(out)
     _month(month)
-    with Store.open(store_path(ctx, create=False), create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
         result = learn_prices(store, month, source=source, mapping=mapping_file, account=account)
     write_output(result.yaml_text(), out)
     for e in result.entries:
@@ -225,7 +225,7 @@ def export_cmd(ctx, month, schema, fmt, out, rows_kind, account, source, csv_raw
     check_writable(out)
     _month(month)
     settings = load_settings(settings_file, site=site)
-    with Store.open(store_path(ctx, create=False), create=False) as store:
+    with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
         with raw_csv(csv_raw):
             n, notes = export_month(store, month, schema=schema, fmt=fmt, out=out, source=source,
                                     mapping=mapping_file, settings=settings, prices_file=prices_file,

@@ -33,7 +33,7 @@ def register(group: click.Group) -> None:
         """Collect ImageSplicing tasks from IMM ListTasks into the store (credentials: the Alibaba Cloud
         default chain, e.g. ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET)."""
         from costkit.sources.imm.collect import collect
-        from costkit.store.db import Store
+        from costkit.store.session import SessionStore
 
         since_dt, until_dt = _instant(since, "--since"), _instant(until, "--until")
         if concurrency < 1:
@@ -41,7 +41,8 @@ def register(group: click.Group) -> None:
         # Test seam: tests pass static test keys and a fast retry policy through the context object.
         extra = dict((ctx.obj or {}).get("collect_kwargs") or {})
         progress = _progress_line() if sys.stderr.isatty() else None
-        with Store.open(store_path(ctx)) as store:
+        # Held only while each batch commits: readers can open the store in between.
+        with SessionStore(store_path(ctx)) as store:
             summary = collect(store, region=region, projects=list(projects), all_projects=all_projects,
                               since=since_dt, until=until_dt, endpoint=endpoint, concurrency=concurrency,
                               progress=progress, warn=lambda t: click.echo(f"costkit: warning: {t}", err=True),

@@ -96,7 +96,7 @@ def register(group: click.Group) -> None:
             fmt = fmt or "table"
             if fmt == "parquet":
                 raise BadInput("parquet is for --lines; the report is table, json or csv", field="--format")
-        with Store.open(store_path(ctx, create=False), create=False) as store:
+        with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
             if lines:
                 n = write_lines(store, period, out, fmt=fmt, settings=settings, prices_file=prices_file)
                 if out:

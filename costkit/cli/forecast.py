@@ -10,7 +10,8 @@ from costkit.cli.paths import check_writable
 
 from costkit.engine.forecast import estimate
 from costkit.prices.book import CURRENCIES, check_book, load_price_book
-from costkit.outputs.text import forecast_csv, forecast_text, text_table, to_json
+from costkit.outputs.forecast import forecast_text, render_forecast
+from costkit.outputs.text import text_table, to_json
 from costkit.core.timeutil import SHANGHAI, parse_instant
 from costkit.outputs.files import write_output
 
@@ -18,45 +19,56 @@ PRICES_OPTION = click.option("--prices", "prices_file", type=str,
                              help="User price file (same schema as the price books) on top of the bundled book.")
 
 
-def render_forecast(model: dict, fmt: str) -> str:
-    if fmt == "json":
-        return to_json(model)
-    if fmt == "csv":
-        return forecast_csv(model)
-    if fmt == "html":
-        from costkit.outputs.html import render_forecast_html
-        return render_forecast_html(model)
-    return forecast_text(model)
-
-
 @click.command("estimate")
 @click.argument("scenario", type=str)
 @PRICES_OPTION
+@click.option("--price", "price_options", multiple=True, metavar="ITEM=VALUE[/UNIT]",
+              help="A what-if price, the highest layer (repeatable), e.g. imm.ImageSplicing=2.5/1000calls; "
+                   "selectors as oss.Storage[storage_class=IA]=0.08/GB-month.")
+@click.option("--strict", is_flag=True, help="Exit 2 when a price is missing instead of a partial forecast.")
+@click.option("--budget", metavar="AMOUNT[/month]",
+              help="Exit 3 when the horizon total (AMOUNT) or a month (AMOUNT/month) passes it.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
               show_default=True)
 @click.option("--out", type=str, help="Write here instead of stdout.")
-def estimate_cmd(scenario, prices_file, fmt, out):
-    """Forecast a workload SCENARIO (YAML) month by month."""
+@click.pass_context
+def estimate_cmd(ctx, scenario, prices_file, price_options, strict, budget, fmt, out):
+    """Forecast a workload SCENARIO (YAML) month by month.
+
+    Items whose price is unknown are shown with their quantity and "price needed", and the totals say what
+    they exclude (exit 0; --strict: exit 2). Exit 3 when --budget is passed (the report is written first).
+    """
     check_writable(out)
-    model = estimate(scenario, prices_file)
+    model = estimate(scenario, prices_file, strict=strict, prices=price_options, budget=budget)
     write_output(render_forecast(model, fmt), out)
     if out:
         click.echo(f"wrote {out}", err=True)
+    if model.get("missing_prices") and fmt != "table":
+        click.echo(f"costkit: warning: forecast incomplete: totals are {model['total_label']}", err=True)
+    verdict = model.get("budget")
+    if verdict is not None:
+        click.echo(f"costkit: budget: {verdict['message']}", err=True)
+        if verdict["passed"]:
+            ctx.exit(3)
 
 
 @click.group("prices", invoke_without_command=True)
 @click.option("--site", type=click.Choice(sorted(CURRENCIES)), default="cn", show_default=True)
 @click.option("--at", "at", help="Instant (ISO 8601 with offset); default now.")
 @PRICES_OPTION
+@click.option("--price", "price_options", multiple=True, metavar="ITEM=VALUE[/UNIT]",
+              help="A what-if price on top of every layer (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
-def prices_group(ctx, site, at, prices_file, fmt):
+def prices_group(ctx, site, at, prices_file, price_options, fmt):
     """Show the effective price book with confidence and sources."""
     if ctx.invoked_subcommand is not None:
         return
     from datetime import datetime
     instant = parse_instant(at, field="--at") if at else datetime.now(SHANGHAI)
-    book = load_price_book(site, prices_file=prices_file)
+    from costkit.prices.options import parse_price_options
+    book = load_price_book(site, prices_file=prices_file,
+                           price_options=parse_price_options(price_options, CURRENCIES[site]))
     entries = book.effective(instant)
     if fmt == "json":
         click.echo(to_json({"site": site, "currency": book.currency, "at": instant.isoformat(),

@@ -88,7 +88,7 @@ def register(group: click.Group) -> None:
         if status:
             status = {s.lower(): s for s in STATUSES}[status.lower()]
         from costkit.store.db import Store
-        with Store.open(store_path(ctx, create=False), create=False) as store:
+        with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
             df = store.tasks_frame(project=project, since=since_dt, until=until_dt, status=status, region=region)
         objs = _task_objects(df)
         if fmt == "json":
@@ -117,10 +117,12 @@ def register(group: click.Group) -> None:
     @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
     @click.pass_context
     def coverage_cmd(ctx, project, region, fmt):
-        """Show, per project, the windows collected and the gaps (IMM keeps tasks 7 days)."""
+        """Show, per project, the windows collected and the gaps (IMM keeps tasks 7 days), and what each
+        source covered: collection (collect), notifications (listen) and imported files (import)."""
         from costkit.store.db import Store
-        with Store.open(store_path(ctx, create=False), create=False) as store:
+        with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
             df = store.coverage(region=region, project=project)
+            by_source = store.coverage_sources(region=region, project=project)
         objs = [{"region": r.region, "project": r.project, "kind": r.kind, "start": _iso(r.start),
                  "end": _iso(r.end), "via": r.via, "note": r.note} for r in df.itertuples(index=False)]
         if fmt == "json":
@@ -132,3 +134,10 @@ def register(group: click.Group) -> None:
         rows = [[o["region"], o["project"], o["kind"], o["start"] or "(unknown)", o["end"],
                  o["via"] or "", o["note"] or ""] for o in objs]
         click.echo(_table(rows, ["REGION", "PROJECT", "KIND", "START", "END", "VIA", "NOTE"]))
+        if not by_source.empty:
+            click.echo("")
+            names = {"collect": "collection (collect)", "listen": "notifications (listen)",
+                     "import": "imported files (import)"}
+            rows = [[r.region, r.project, names.get(r.source, r.source), _iso(r.first), _iso(r.last), int(r.n),
+                     _iso(r.at)] for r in by_source.itertuples(index=False)]
+            click.echo(_table(rows, ["REGION", "PROJECT", "SOURCE", "FROM", "TO", "RUNS", "LAST RUN"]))

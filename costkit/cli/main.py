@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "costkit.cli.audit",
     "costkit.cli.listen",
     "costkit.cli.advise",
+    "costkit.cli.render",
 ]
 
 

@@ -25,6 +25,9 @@ class Aggregate:
     running: int
     no_end: int
     accel_tasks: dict     # (gkey, seg) -> tasks
+    gone_tasks: int = 0   # tasks with an object the inventory saw gone before it read its facts
+    gone_sources: int = 0
+    gone_targets: int = 0
 
 
 def _run(con, sql: str, params: dict) -> list:
@@ -33,9 +36,10 @@ def _run(con, sql: str, params: dict) -> list:
 
 def _source_rows(con, model: Model, by: str, bounds: list[int], params: dict, rows: list) -> tuple[int, int]:
     """Sources: GET requests by class, IA and direct-read bytes (one pass; no per-task state), appended to
-    `rows`. Returns (sources without facts, GET requests on ColdArchive/DeepColdArchive sources)."""
-    unknown_sources = cold_sources = 0
-    for gkey, seg, cls, a, b, c, d in _run(con, source_sums_sql(by, model, bounds), params):
+    `rows`. Returns (sources without facts, GET requests on ColdArchive/DeepColdArchive sources, sources
+    seen gone without facts)."""
+    unknown_sources = cold_sources = gone_sources = 0
+    for gkey, seg, cls, a, b, c, d, g in _run(con, source_sums_sql(by, model, bounds), params):
         if cls in ("ColdArchive", "DeepColdArchive"):
             cold_sources += int(a)
         if a:
@@ -45,7 +49,8 @@ def _source_rows(con, model: Model, by: str, bounds: list[int], params: dict, ro
         if c:
             rows.append((gkey, seg, "oss.ArchiveDirectRead", None, None, int(c)))
         unknown_sources += int(d or 0)
-    return unknown_sources, cold_sources
+        gone_sources += int(g or 0)
+    return unknown_sources, cold_sources, gone_sources
 
 
 def _target_sql(by: str, model: Model, bounds: list[int]) -> str:
@@ -56,30 +61,33 @@ def _target_sql(by: str, model: Model, bounds: list[int]) -> str:
                count(*) FILTER (WHERE (status = 'Succeeded' OR $splice_failed)
                                 AND end_time >= $imm_start)::HUGEINT AS c,
                coalesce(sum(put) FILTER (WHERE status = 'Succeeded'), 0)::HUGEINT AS d,
-               count(*) FILTER (WHERE status = 'Succeeded' AND unknown)::HUGEINT AS e
+               count(*) FILTER (WHERE status = 'Succeeded' AND unknown)::HUGEINT AS e,
+               count(*) FILTER (WHERE status = 'Succeeded' AND gone_nofacts)::HUGEINT AS f
         FROM x WHERE in_period GROUP BY ALL
         UNION ALL
         SELECT 'S', {skey}, k.seg, x.cls, x.red,
-               sum(x.bb * (least(coalesce(x.d, $h1), k.e) - greatest(x.c, k.s)))::HUGEINT, 0, 0, 0, 0
-        FROM x JOIN _cuts k ON x.c < k.e AND coalesce(x.d, $h1) > k.s
+               sum(x.bb * (least(coalesce(x.d, $h1), k.e) - greatest(x.c, k.s)))::HUGEINT, 0, 0, 0, 0, 0
+        FROM xs x JOIN _cuts k ON x.c < k.e AND coalesce(x.d, $h1) > k.s
         WHERE x.stored GROUP BY ALL
         UNION ALL
         SELECT 'E', {group_key_sql(by, 'd')}, {segment_sql('d', bounds)}, cls, red,
-               sum(bb * (min_hours - (d - c)))::HUGEINT, 0, 0, 0, 0
-        FROM x WHERE stored AND d IS NOT NULL AND d >= $h0 AND d < $h1 AND d - c < min_hours
+               sum(bb * (min_hours - (d - c)))::HUGEINT, 0, 0, 0, 0, 0
+        FROM xe WHERE stored AND d IS NOT NULL AND d >= $h0 AND d < $h1 AND d - c < min_hours
         GROUP BY ALL"""
 
 
 def _target_rows(con, model: Model, by: str, bounds: list[int], params: dict, rows: list):
     """Targets: task counts, ImageSplicing, PUTs (period tasks); storage by slice; early deletion, appended
-    to `rows`. Returns (tasks, succeeded, succeeded targets without facts, tasks per (gkey, seg))."""
-    tasks = ok = unknown_targets = 0
+    to `rows`. Returns (tasks, succeeded, succeeded targets without facts, succeeded targets seen gone
+    without facts, tasks per (gkey, seg))."""
+    tasks = ok = unknown_targets = gone_targets = 0
     accel: dict = {}
-    for kind, gkey, seg, cls, red, a, b, c, d, e in _run(con, _target_sql(by, model, bounds), params):
+    for kind, gkey, seg, cls, red, a, b, c, d, e, f in _run(con, _target_sql(by, model, bounds), params):
         if kind == "T":
             tasks += int(a)
             ok += int(b)
             unknown_targets += int(e)
+            gone_targets += int(f)
             if c:
                 rows.append((gkey, seg, "imm.ImageSplicing", None, None, int(c)))
             if d:
@@ -87,23 +95,27 @@ def _target_rows(con, model: Model, by: str, bounds: list[int], params: dict, ro
             accel[(gkey, seg)] = accel.get((gkey, seg), 0) + int(a)
         elif a:
             rows.append((gkey, seg, "oss.Storage" if kind == "S" else "oss.EarlyDeletion", cls, red, int(a)))
-    return tasks, ok, unknown_targets, accel
+    return tasks, ok, unknown_targets, gone_targets, accel
 
 
-def _unknown_tasks(con, params: dict) -> int:
-    """Distinct period tasks with an unknown source or (succeeded) target."""
+def _unknown_tasks(con, params: dict, missing: str = "o.size IS NULL AND NOT coalesce(o.gone, false)") -> int:
+    """Distinct period tasks with a source or (succeeded) target without facts (`missing`: by default
+    never inventoried; with `_GONE`, seen gone before its facts were read)."""
     return _run(con, f"""
             WITH t AS (
                 SELECT region, project, task_id, status, sources, target_uri FROM tasks WHERE {PERIOD_TASKS}
             ), su AS (
                 SELECT DISTINCT u.region, u.project, u.task_id
                 FROM (SELECT region, project, task_id, unnest(sources).uri AS uri FROM t) u
-                LEFT JOIN objects o ON o.uri = u.uri WHERE o.size IS NULL
+                LEFT JOIN objects o ON o.uri = u.uri WHERE {missing}
             ), tu AS (
                 SELECT t.region, t.project, t.task_id FROM t LEFT JOIN objects o ON o.uri = t.target_uri
-                WHERE t.status = 'Succeeded' AND o.size IS NULL
+                WHERE t.status = 'Succeeded' AND {missing}
             )
             SELECT count(*) FROM (SELECT * FROM su UNION SELECT * FROM tu)""", params)[0][0]
+
+
+_GONE = "o.size IS NULL AND o.gone"
 
 
 def aggregate(con, model: Model, period: Period, by: str, bounds: list[int]) -> Aggregate:
@@ -116,16 +128,18 @@ def aggregate(con, model: Model, period: Period, by: str, bounds: list[int]) -> 
         key = tag_by[4:].replace('"', '\\"')
         params["tagpath"] = f'$."{key}"'
     rows: list = []
-    unknown_sources, cold_sources = _source_rows(con, model, by, bounds, params, rows)
-    tasks, ok, unknown_targets, accel = _target_rows(con, model, by, bounds, params, rows)
+    unknown_sources, cold_sources, gone_sources = _source_rows(con, model, by, bounds, params, rows)
+    tasks, ok, unknown_targets, gone_targets, accel = _target_rows(con, model, by, bounds, params, rows)
     unknown_tasks = _unknown_tasks(con, params) if unknown_sources else unknown_targets
+    gone_tasks = _unknown_tasks(con, params, _GONE) if gone_sources else gone_targets
     running, no_end = con.execute(
         "SELECT count(*) FILTER (WHERE status = 'Running'), count(*) FILTER (WHERE status <> 'Running') "
         "FROM tasks WHERE (status = 'Running' OR end_time IS NULL) AND start_time >= $p0 AND start_time < $p1",
         {"p0": period.start, "p1": period.end}).fetchone()
     return Aggregate(rows=rows, tasks=tasks, succeeded=ok, failed=tasks - ok, unknown_tasks=unknown_tasks,
                      unknown_sources=unknown_sources, unknown_targets=unknown_targets, cold_sources=cold_sources,
-                     running=running, no_end=no_end, accel_tasks=accel)
+                     running=running, no_end=no_end, accel_tasks=accel, gone_tasks=gone_tasks,
+                     gone_sources=gone_sources, gone_targets=gone_targets)
 
 
 __all__ = ["Aggregate", "aggregate"]

@@ -33,6 +33,7 @@ class Model:
     tgt_redundancy: str
     retention_hours: int | None
     buckets: list      # (bucket, archive_direct_read, redundancy, storage_class) from the settings
+    lifecycle_lag_hours: int = 0   # lifecycle actions take effect this long after the rule's instant
 
 
 def _int(q: Fraction, what: str) -> int:
@@ -69,7 +70,8 @@ def build_model(settings) -> Model:
         src=src, tgt=tgt, accel_gb=accel, splice_on_success=u0.splice_item_on_success,
         imm_start=scn.imm_billing_start, src_bytes=round(base.source_bytes), src_class=scn.source_storage_class,
         src_dr=scn.archive_direct_read, tgt_bytes=round(base.target_bytes), tgt_class=scn.target_storage_class,
-        tgt_redundancy=scn.target_redundancy, retention_hours=base.retention_hours, buckets=buckets)
+        tgt_redundancy=scn.target_redundancy, retention_hours=base.retention_hours, buckets=buckets,
+        lifecycle_lag_hours=getattr(settings, "lifecycle_lag_hours", 0))
 
 
 __all__ = ["Model", "build_model"]

@@ -6,18 +6,23 @@ CSV and HTML renderings all come from it. Money in the model is decimal strings 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 from costkit.core.version import __version__
 from costkit.core.money import ZERO, exact_decimals, fmt_quantity, round_half_up_int, round_money, to_fraction
-from costkit.prices.book import ITEM_KEYS, ITEMS, PriceBook, load_price_book
+from costkit.prices.book import ITEM_KEYS, ITEMS, PRICE_ALIAS, PriceBook, load_price_book
+from costkit.prices.options import parse_price_options, usual_unit
 from costkit.prices.pricer import Pricer
 from costkit.model.scenario import FIELDS, REQUEST_DEFAULTS, USAGE_DEFAULTS, Scenario
 from costkit.core.timeutil import add_months, hours_between, month_label, month_start
 from costkit.model.usage import splice_usage
 from costkit.engine.profile import CONFIDENT, plain, splice_profile
+from costkit.engine.budget import check_budget, parse_budget
+from costkit.engine.forecast_notes import forecast_warnings, missing_prices
+from costkit.engine.forecast_sweep import Knob, Priced, price_drivers, sweep
 
 FORMAT_VERSION = 1
 
@@ -115,21 +120,55 @@ def task_counts(first, growth, months: int) -> list[int]:
     return [round_half_up_int(to_fraction(first) * g**i) for i in range(months)]
 
 
-def _price_months(scn: Scenario, book: PriceBook, hz: _Horizon, **over):
-    """Exact amounts and quantities per (month, item); returns (amounts, quantities, splices, pricer, usage)."""
+class _Whole:
+    """Whole counts from the continuous completion curve: tasks (and succeeded tasks) completing in [x, y),
+    as differences of the rounded cumulative count, so the counts of adjacent hours, segments and months are
+    whole and add up exactly to the month's count."""
+
+    def __init__(self, tasks: _Tasks, ok: Fraction):
+        self.tasks, self.ok = tasks, ok
+
+    def all(self, x: int, y: int) -> int:
+        return round_half_up_int(self.tasks.cum(y)) - round_half_up_int(self.tasks.cum(x))
+
+    def succeeded(self, x: int, y: int) -> int:
+        c = self.tasks.cum
+        return round_half_up_int(self.ok * c(y)) - round_half_up_int(self.ok * c(x))
+
+
+@dataclass
+class _MonthsPriced:
+    """Exact amounts and quantities per (month, item) of a scenario, and the knobs that price them."""
+
+    counts: list[int]
+    succeeded: list[int]
+    amounts: list[dict]
+    qty: list[dict]
+    unpriced: list[dict]
+    splices: list[int]
+    pricer: Pricer
+    usage: object
+    knobs: dict
+
+
+def _price_months(scn: Scenario, book: PriceBook, hz: _Horizon, **over) -> _MonthsPriced:
+    """Price every month and item of `scn`; quantities without a price go to `unpriced` (never priced)."""
     counts = task_counts(over.get("tasks_per_month", scn.tasks_per_month),
                          over.get("monthly_growth", scn.monthly_growth), scn.months)
     tasks = _Tasks(hz, counts)
     usage = splice_usage(splice_profile(scn, **over))
     fail = min(to_fraction(over.get("failure_rate", scn.failure_rate)), Fraction(1))
     ok = (1 - fail) if usage.tasks_can_succeed else Fraction(0)
-    splice_share = ok if usage.splice_item_on_success else Fraction(1)
+    whole = _Whole(tasks, ok)
+    spliced = whole.succeeded if usage.splice_item_on_success else whole.all
     cutover = hz.hour_index(scn.imm_billing_start)
     pricer = Pricer(book)
     n = scn.months
     amounts = [{k: Fraction(0) for k in ITEM_KEYS} for _ in range(n)]
     qty = [{k: Fraction(0) for k in ITEM_KEYS} for _ in range(n)]
-    splices = [Fraction(0)] * n
+    unpriced = [{} for _ in range(n)]
+    splices = [0] * n
+    knobs: dict = {}
     L = usage.retention_hours
     cut_points = {item: sorted({hz.hour_index(t) for t in book.boundaries(item)} | {cutover}) for item in ITEM_KEYS}
 
@@ -140,20 +179,35 @@ def _price_months(scn: Scenario, book: PriceBook, hz: _Horizon, **over):
 
     def add(i, item, selectors, x, q):
         qty[i][item] += q
-        amounts[i][item] += pricer.amount(item, selectors, hz.instant(x), q)
+        if not q:
+            return
+        entry = pricer.entry(item, selectors, hz.instant(x))
+        key = (entry.item, entry.selectors, id(entry)) if entry else \
+            (PRICE_ALIAS.get(item, item), tuple(sorted(selectors.items())), None)
+        if key not in knobs:
+            knobs[key] = Knob(item=key[0], selectors=key[1], unit=entry.unit if entry else usual_unit(item),
+                              base=entry.price if entry else None, confidence=entry.confidence if entry else None,
+                              months=n, layer=entry.layer if entry else None, source=entry.source if entry else None)
+        knobs[key].add(i, item, q)
+        if entry is None:
+            unpriced[i][item] = unpriced[i].get(item, Fraction(0)) + q
+            t = hz.instant(x)
+            knobs[key].since = t if knobs[key].since is None else min(knobs[key].since, t)
+        else:
+            amounts[i][item] += q * entry.per_base_unit()
 
     for i in range(n):
         for item, (sel, per) in usage.per_task.items():
             for x, y in segments(i, item):
-                add(i, item, sel, x, per * tasks.between(x, y))
+                add(i, item, sel, x, per * whole.all(x, y))
         for item, (sel, per) in usage.per_succeeded.items():
             for x, y in segments(i, item):
-                add(i, item, sel, x, per * ok * tasks.between(x, y))
+                add(i, item, sel, x, per * whole.succeeded(x, y))
         for x, y in segments(i, "imm.ImageSplicing"):
             if x >= cutover:
-                q = splice_share * tasks.between(x, y)
+                q = spliced(x, y)
                 splices[i] += q
-                add(i, "imm.ImageSplicing", {}, x, q)
+                add(i, "imm.ImageSplicing", {}, x, Fraction(q))
         gb = usage.target_gb * ok
         for x, y in segments(i, "oss.Storage"):
             alive = tasks.sum_cum(x + 1, y + 1)
@@ -164,7 +218,8 @@ def _price_months(scn: Scenario, book: PriceBook, hz: _Horizon, **over):
             for x, y in segments(i, "oss.EarlyDeletion"):
                 deleted = tasks.between(x - L, y - L)
                 add(i, "oss.EarlyDeletion", usage.target_selectors, x, gb * usage.early_deletion_hours * deleted)
-    return counts, ok, amounts, qty, splices, pricer, usage
+    succeeded = [whole.succeeded(hz.bounds[i], hz.bounds[i + 1]) for i in range(n)]
+    return _MonthsPriced(counts, succeeded, amounts, qty, unpriced, splices, pricer, usage, knobs)
 
 
 def _assumptions(scn: Scenario) -> list[dict]:
@@ -206,55 +261,55 @@ def _money(f) -> str:
 
 SENSITIVITY_DRIVERS = ("tasks_per_month", "monthly_growth", "failure_rate", "sources_per_task", "source_size_mb",
                        "target_size_mb", "target_retention_days", "accelerated_gb_per_task")
+# Drivers that are counts move to whole values; sources move by one source (1..10).
+WHOLE_DRIVERS = ("tasks_per_month", "target_retention_days")
 
 
-def _total_for(scn, book, hz, **over) -> Decimal | None:
-    *_, amounts, _, _, pricer, _ = _price_months(scn, book, hz, **over)
-    if pricer.missing:
-        return None
-    return sum((round_money(a) for month in amounts for a in month.values()), ZERO)
+def _total_for(scn, book, hz, **over) -> Decimal:
+    """The horizon total (excluding quantities without a price) with drivers replaced by `over`."""
+    mp = _price_months(scn, book, hz, **over)
+    return sum((round_money(a) for month in mp.amounts for a in month.values()), ZERO)
 
 
-def build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool = True) -> dict:
-    """The forecast model (see module doc). Raises BadInput naming every missing price."""
+def build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool = True, strict: bool = False,
+                   budget=None) -> dict:
+    """The forecast model (see module doc). Quantities without a price are shown, never priced: the model
+    has `complete: false`, `missing_prices` and totals `excluding` them. `strict` raises BadInput naming every
+    missing price instead. `budget` (a `costkit.engine.budget.Budget`) adds the `budget` section and the
+    break-even prices of the sweep."""
     with exact_decimals():  # a valid scenario never overflows the 28-digit default context
-        return _build_forecast(scn, book, sensitivity=sensitivity)
+        return _build_forecast(scn, book, sensitivity=sensitivity, strict=strict, budget=budget)
 
 
-def _build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool) -> dict:
-    hz = _Horizon(scn)
-    counts, ok, amounts, qty, splices, pricer, usage = _price_months(scn, book, hz)
-    pricer.raise_if_missing()
+def _month_rows(hz, mp, excluded_by_month) -> list[dict]:
     months = []
-    item_totals = {k: ZERO for k in ITEM_KEYS}
-    total = ZERO
     for i, label in enumerate(hz.labels):
-        items = {k: round_money(amounts[i][k]) for k in ITEM_KEYS}
-        month_total = sum(items.values(), ZERO)
-        for k, v in items.items():
-            item_totals[k] += v
-        total += month_total
+        rounded = {k: round_money(mp.amounts[i][k]) for k in ITEM_KEYS}
+        gaps = excluded_by_month[i]
         months.append({
-            "month": label, "tasks": counts[i], "succeeded": fmt_quantity(counts[i] * ok),
-            "billable_splices": fmt_quantity(splices[i]),
-            "items": {k: str(v) for k, v in items.items()},
-            "quantities": {k: {"quantity": fmt_quantity(qty[i][k]), "unit": ITEMS[k][0]} for k in ITEM_KEYS},
-            "total": str(month_total)})
-    succeeded = sum(counts) * ok
-    warnings = list(usage.warnings)
-    prices = [e.to_dict() for e in pricer.used_entries()]
-    for e in pricer.used_entries():
-        if e.confidence not in CONFIDENT and e.price:
-            sel = ", ".join(f"{k}={v}" for k, v in e.selectors)
-            warnings.append(f"{e.item}{' (' + sel + ')' if sel else ''} is priced at {e.price} {e.currency} per "
-                            f"{e.unit} with confidence '{e.confidence}' ({e.source}); confirm it before relying "
-                            "on the figure.")
-    if scn.accelerated_gb_per_task:
-        warnings.append("Transfer acceleration is charged on top of outbound traffic (NetworkOut), which this "
-                        "model does not price.")
-    if scn.target_retention_days is None:
-        warnings.append("target_retention_days is not set: targets are never deleted, so storage grows "
-                        "through the horizon.")
+            "month": label, "tasks": mp.counts[i], "succeeded": str(mp.succeeded[i]),
+            "billable_splices": str(mp.splices[i]),
+            "items": {k: None if k in gaps else str(v) for k, v in rounded.items()},
+            "quantities": {k: {"quantity": fmt_quantity(mp.qty[i][k]), "unit": ITEMS[k][0]} for k in ITEM_KEYS},
+            **({"price_needed": {k: {"quantity": fmt_quantity(q), "unit": ITEMS[k][0],
+                                     "priced_amount": str(rounded[k])} for k, q in gaps.items()}} if gaps else {}),
+            "total": str(sum(rounded.values(), ZERO))})
+    return months
+
+
+def _build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool, strict: bool, budget) -> dict:
+    hz = _Horizon(scn)
+    mp = _price_months(scn, book, hz)
+    if strict:
+        mp.pricer.raise_if_missing()
+    excluded_by_month = [{k: q for k, q in m.items() if q} for m in mp.unpriced]
+    excluded = [k for k in ITEM_KEYS if any(k in m for m in excluded_by_month)]
+    months = _month_rows(hz, mp, excluded_by_month)
+    item_totals = {k: sum((round_money(mp.amounts[i][k]) for i in range(scn.months)), ZERO) for k in ITEM_KEYS}
+    total = sum(item_totals.values(), ZERO)
+    succeeded = sum(mp.succeeded)
+    label = f"excluding {', '.join(excluded)} (price needed)" if excluded else ""
+    missing = missing_prices(list(mp.knobs.values()), book, hz.instant(hz.hours))
     model = {
         "format_version": FORMAT_VERSION,
         "costkit_version": __version__,
@@ -262,57 +317,101 @@ def _build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool) -> dic
                      "months": scn.months},
         "site": scn.site, "currency": scn.currency,
         "price_book": {"name": book.name, "version": book.version},
+        "complete": not excluded,
+        "total_label": label,
+        "excluded_items": excluded,
         "item_keys": list(ITEM_KEYS),
         "months": months,
-        "items": {k: str(v) for k, v in item_totals.items()},
+        "items": {k: None if k in excluded else str(v) for k, v in item_totals.items()},
+        "price_needed": {k: {"quantity": fmt_quantity(sum(m.get(k, 0) for m in excluded_by_month)),
+                             "unit": ITEMS[k][0], "priced_amount": str(item_totals[k])} for k in excluded},
         "total": str(total),
         "average_month": _money(Fraction(total) / scn.months),
-        "tasks": sum(counts),
-        "billable_splices": fmt_quantity(sum(splices)),
-        "succeeded": fmt_quantity(succeeded),
+        "tasks": sum(mp.counts),
+        "billable_splices": str(sum(mp.splices)),
+        "succeeded": str(succeeded),
         "cost_per_1000_splices": _money(Fraction(total) * 1000 / succeeded) if succeeded else None,
-        "prices": prices,
+        "missing_prices": missing,
+        "prices": [e.to_dict() for e in mp.pricer.used_entries()],
+        "price_layers": PRICE_LAYERS,
         "assumptions": _assumptions(scn),
-        "warnings": warnings,
-        "sensitivity": _sensitivity(scn, book, hz, total) if sensitivity else [],
+        "warnings": forecast_warnings(scn, mp.usage, mp.pricer, missing, label),
     }
+    priced = Priced(hz.labels, mp.amounts, [Decimal(m["total"]) for m in months])
+    order = {k: i for i, k in enumerate(ITEM_KEYS)}
+    knobs = sorted(mp.knobs.values(), key=lambda k: (k.base is not None, order[k.item], k.selectors))
+    if budget is not None:
+        model["budget"] = check_budget(model, budget)
+    model["price_sweep"] = [sweep(priced, k, budget=budget, excluded=excluded) for k in knobs
+                            if k.base is None or k.confidence not in CONFIDENT and k.base]
+    model["sensitivity"] = _sensitivity(scn, book, hz, total, priced, knobs) if sensitivity else []
     return model
 
 
-def _sensitivity(scn, book, hz, base_total) -> list[dict]:
-    """Total when each driver moves -20% and +20% (others at base), largest swing first."""
+# Price layers, highest precedence first (README, "Prices").
+PRICE_LAYERS = [
+    {"layer": "cli", "from": "--price ITEM=VALUE[/UNIT]"},
+    {"layer": "user", "from": "--prices FILE"},
+    {"layer": "scenario", "from": "the scenario's (or settings') prices:"},
+    {"layer": "bundled", "from": "the bundled price book"},
+]
+
+
+def _driver_values(d, base):
+    """(low, high) of a scenario driver: -20% / +20%, whole for counts, one source either way."""
+    if d == "sources_per_task":
+        return max(base - 1, Decimal(1)), min(base + 1, Decimal(10))
+    lo, hi = base * Decimal("0.8"), base * Decimal("1.2")
+    if d == "failure_rate":
+        hi = min(hi, Decimal(1))
+    if d in WHOLE_DRIVERS and base == base.to_integral_value():
+        lo, hi = Decimal(round_half_up_int(lo)), Decimal(round_half_up_int(hi))
+    return lo, hi
+
+
+def _sensitivity(scn, book, hz, base_total, priced, knobs) -> list[dict]:
+    """Total when each driver moves (see `_driver_values`; prices -20% / +20%), others at base; largest swing
+    first. Totals exclude the quantities without a price, as the forecast's do."""
     rows = []
     for d in SENSITIVITY_DRIVERS:
         base = getattr(scn, d)
         if base is None or base == 0:
             continue
-        lo, hi = base * Decimal("0.8"), base * Decimal("1.2")
-        if d == "failure_rate":
-            hi = min(hi, Decimal(1))
+        lo, hi = _driver_values(d, base)
         t_lo = _total_for(scn, book, hz, **{d: lo})
         t_hi = _total_for(scn, book, hz, **{d: hi})
-        if t_lo is None or t_hi is None:
-            continue
-        rows.append({"driver": d, "base_value": fmt_quantity(base), "low_value": fmt_quantity(lo),
-                     "high_value": fmt_quantity(hi), "low_total": str(t_lo), "high_total": str(t_hi),
-                     "base_total": str(base_total)})
+        rows.append({"driver": d, "kind": "scenario", "base_value": fmt_quantity(base),
+                     "low_value": fmt_quantity(lo), "high_value": fmt_quantity(hi), "low_total": str(t_lo),
+                     "high_total": str(t_hi), "base_total": str(base_total)})
+    rows += price_drivers(priced, knobs, base_total)
     rows.sort(key=lambda r: abs(Decimal(r["high_total"]) - Decimal(r["low_total"])), reverse=True)
     return rows
 
 
-def estimate(scenario, prices_file=None, *, sensitivity: bool = True) -> dict:
-    """Forecast a scenario (a Scenario or a path); returns the model dict (see `build_forecast`)."""
+def estimate(scenario, prices_file=None, *, sensitivity: bool = True, strict: bool = False, prices=None,
+             budget=None) -> dict:
+    """Forecast a scenario (a Scenario or a path); returns the model dict (see `build_forecast`).
+
+    `prices`: `--price` texts ("imm.ImageSplicing=2.5/1000calls"), the highest price layer; `budget`: a
+    Budget or its text ("5000", "500/month").
+    """
     from costkit.model.scenario import load_scenario
     scn = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-    book = load_price_book(scn.site, prices_file=prices_file, scenario_prices=scn.prices, scenario_path=scn.path)
-    return build_forecast(scn, book, sensitivity=sensitivity)
+    options = parse_price_options(prices, scn.currency)
+    book = load_price_book(scn.site, prices_file=prices_file, scenario_prices=scn.prices, scenario_path=scn.path,
+                           price_options=options)
+    if isinstance(budget, str):
+        budget = parse_budget(budget, scn.currency)
+    return build_forecast(scn, book, sensitivity=sensitivity, strict=strict, budget=budget)
 
 
 def months_frame(model: dict):
-    """The month x item table of a forecast model as a pandas DataFrame of Decimals (plus total)."""
+    """The month x item table of a forecast model as a pandas DataFrame of Decimals (plus total); an item
+    whose price is needed in a month is None there."""
     import pandas as pd
     rows = [{"month": m["month"], "tasks": m["tasks"], "billable_splices": Decimal(m["billable_splices"]),
-             **{k: Decimal(v) for k, v in m["items"].items()}, "total": Decimal(m["total"])} for m in model["months"]]
+             **{k: None if v is None else Decimal(v) for k, v in m["items"].items()},
+             "total": Decimal(m["total"])} for m in model["months"]]
     return pd.DataFrame(rows)
 
 

@@ -81,6 +81,10 @@ def report_warnings(agg: Aggregate, priced: Priced, model: Model) -> list[str]:
                  f"{agg.unknown_targets} target(s) without inventory facts: sources "
                  f"{fmt_quantity(Fraction(model.src_bytes, MB))} MB {model.src_class}, targets "
                  f"{fmt_quantity(Fraction(model.tgt_bytes, MB))} MB {model.tgt_class}); run `costkit inventory`.")
+    if getattr(agg, "gone_tasks", 0):
+        w.append(f"{agg.gone_tasks} task(s) reference objects the inventory found already deleted "
+                 f"({agg.gone_sources} source(s), {agg.gone_targets} target(s)): deleted, no action needed; their "
+                 "sizes are the settings' defaults (source_size_mb, target_size_mb).")
     if agg.cold_sources:
         w.append(f"{agg.cold_sources} request(s) on ColdArchive/DeepColdArchive sources: restore retrieval, restore "
                  "requests and the temporary Standard copy are NOT priced; reads are priced as if restored.")

@@ -95,9 +95,9 @@ def _lines_sql(model: Model, bounds: list[int], hour_as_text: bool, selectors: b
                 WHERE in_period AND status = 'Succeeded' AND put > 0
             {accel}
             UNION ALL SELECT task_id, project, hh, 'oss.Storage', cls, red, bb
-                FROM (SELECT *, unnest(range(greatest(c, $h0), least(coalesce(d, $h1), $h1))) AS hh FROM x
+                FROM (SELECT *, unnest(range(greatest(c, $h0), least(coalesce(d, $h1), $h1))) AS hh FROM xs
                       WHERE stored AND c < $h1 AND coalesce(d, $h1) > $h0)
-            UNION ALL SELECT task_id, project, d, 'oss.EarlyDeletion', cls, red, bb * (min_hours - (d - c)) FROM x
+            UNION ALL SELECT task_id, project, d, 'oss.EarlyDeletion', cls, red, bb * (min_hours - (d - c)) FROM xe
                 WHERE stored AND d IS NOT NULL AND d >= $h0 AND d < $h1 AND d - c < min_hours
         )
         SELECT ev.task_id, ev.project, {hour} AS hour, ev.item,

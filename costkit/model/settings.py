@@ -13,6 +13,7 @@ target_size_mb: 1                # size of a target whose object facts are unkno
 target_storage_class: Standard   # its class, when neither the object nor its bucket is known
 target_redundancy: LRS           # redundancy of a target bucket not reported by GetBucketInfo
 target_retention_days: null      # unknown targets: days kept (null = kept through the period)
+lifecycle_lag_hours: 0           # a lifecycle rule deletes/transitions this many hours after its instant (0..48)
 accelerated_gb_per_task: 0       # GB per task through transfer acceleration
 requests: {get_per_source: 1, head_per_source: 1, put_per_task: 1}
 usage: {charge_failed_splices: false, imm_billing_start: "2025-07-28T11:00:00+08:00", min_billable_kb: 64}
@@ -34,9 +35,13 @@ from costkit.core.yamlio import Mapping, load_yaml_file
 
 SETTINGS_KEYS = ("site", "region", "source_size_mb", "source_storage_class", "archive_direct_read",
                  "target_size_mb", "target_storage_class", "target_redundancy", "target_retention_days",
-                 "accelerated_gb_per_task", "requests", "usage", "prices", "buckets", "advise")
+                 "accelerated_gb_per_task", "requests", "usage", "prices", "buckets", "advise",
+                 "lifecycle_lag_hours")
 # `advise:` facts costkit cannot see, asked for by `costkit advise` (reads per object per month, >= 0).
 ADVISE_KEYS = ("sources_read_elsewhere_per_month", "targets_read_elsewhere_per_month")
+# OSS runs lifecycle rules daily from 08:00 UTC+8 and finishes within 24 hours (operations-facts.md section 1):
+# storage of an expiring object ends between the rule's instant and about 24 hours later. Default: the instant.
+LIFECYCLE_LAG_MAX = 48
 BUCKET_KEYS = {"archive_direct_read": bool, "redundancy": REDUNDANCIES, "storage_class": STORAGE_CLASSES}
 # Scenario keys that a settings file does not take (they describe a forecast, not the history).
 _DUMMY = {"name": "settings", "start": "2025-01", "months": 1, "tasks_per_month": 0, "sources_per_task": 1,
@@ -52,6 +57,7 @@ class Settings:
     path: str | None = None
     advise: dict = field(default_factory=dict)   # ADVISE_KEYS given -> Fraction
     given: set = field(default_factory=set)
+    lifecycle_lag_hours: int = 0
 
     @property
     def site(self) -> str:
@@ -71,7 +77,13 @@ def parse_settings(data, path="settings") -> Settings:
                            field=k)
     buckets_raw = data.get("buckets") or {}
     advise = _advise(data.get("advise"), path)
-    scenario_part = Mapping({**_DUMMY, **{k: v for k, v in data.items() if k not in ("buckets", "advise")}})
+    scenario_part = Mapping({**_DUMMY, **{k: v for k, v in data.items()
+                                          if k not in ("buckets", "advise", "lifecycle_lag_hours")}})
+    lag = data.get("lifecycle_lag_hours", 0)
+    if isinstance(lag, bool) or not isinstance(lag, int) or not 0 <= lag <= LIFECYCLE_LAG_MAX:
+        line = data.line_of("lifecycle_lag_hours") if isinstance(data, Mapping) else None
+        raise BadInput(f"expected whole hours from 0 to {LIFECYCLE_LAG_MAX}, got {lag!r}", path=path, line=line,
+                       field="lifecycle_lag_hours")
     scenario_part.line = getattr(data, "line", 0)
     scenario_part.key_lines = dict(getattr(data, "key_lines", {}))
     splice = parse_scenario(scenario_part, path)
@@ -92,7 +104,7 @@ def parse_settings(data, path="settings") -> Settings:
                 raise BadInput(f"{v!r} is not one of {', '.join(kind)}", path=path, field=f"buckets.{name}.{k}")
         buckets[str(name)] = dict(conf)
     return Settings(splice=splice, buckets=buckets, path=None if path == "settings" else str(path), given=set(data),
-                    advise=advise)
+                    advise=advise, lifecycle_lag_hours=lag)
 
 
 def _advise(raw, path) -> dict:

@@ -302,7 +302,8 @@ def _item_columns(model: dict) -> dict:
     shown, zero = [], []
     for k in model["item_keys"]:
         amounts = [m["items"].get(k) for m in model["months"]] + [(model.get("items") or {}).get(k)]
-        (shown if any((_dec(a) or 0) != 0 for a in amounts) else zero).append(k)
+        needed = k in (model.get("excluded_items") or ())  # "price needed" cells are shown, never hidden
+        (shown if needed or any((_dec(a) or 0) != 0 for a in amounts) else zero).append(k)
     return {"shown_keys": shown, "zero_keys": zero}
 
 
@@ -375,9 +376,12 @@ def _render_forecast_html(model: dict, generated_at: str | None) -> str:
         "item_keys": list(model["item_keys"]),
         **_item_columns(model),
         "drivers": _price_drivers(model),
-        # Filled by the forecast issue (unknown prices, price sweep) once the model carries them.
-        "unknown_prices": model.get("unknown_prices") or [],
+        # A partial forecast: the prices it needs (quantity, from when, an entry to paste) and the sweep.
+        "unknown_prices": model.get("missing_prices") or [],
         "price_sweep": model.get("price_sweep") or [],
+        "total_label": model.get("total_label") or "",
+        "budget": model.get("budget"),
+        "price_layers": model.get("price_layers") or [],
         "illustrative": illustrative_prices(model.get("prices")),
         "months": months,
         "has_succeeded": bool(months) and all("succeeded" in m for m in months),

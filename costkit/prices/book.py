@@ -2,7 +2,8 @@
 
 A price book entry prices one costkit item key (with optional selectors) in one unit over an effective
 range [effective_from, effective_to). Unknown prices are null and stay null: the engine asks for them by
-name. Layers, lowest precedence first: bundled book, user file (`--prices FILE`), scenario `prices:`.
+name. Layers, lowest precedence first: bundled book, scenario `prices:`, user file (`--prices FILE`),
+`--price` options. User layers are read leniently (see `parse_entries`); bundled books strictly.
 """
 from __future__ import annotations
 
@@ -102,8 +103,20 @@ def _problem(path, line, msg) -> str:
     return f"{path}:{line}: {msg}" if line else f"{path}: {msg}"
 
 
-def parse_entries(raw, *, path, layer: str, currency: str | None = None) -> tuple[list[PriceEntry], list[str]]:
-    """Validate raw entry mappings; return (entries, problems), each problem as 'file:line: message'."""
+# Keys a user layer (--prices FILE, a scenario's prices:, --price) may leave out, and what they default to;
+# bundled books must give them all.
+USER_DEFAULTS = ("currency: the site's", "source: file and line", "confidence: user")
+TOP_SELECTORS = tuple(SELECTOR_VALUES)  # selector keys a user entry may give at its top level
+
+
+def parse_entries(raw, *, path, layer: str, currency: str | None = None,
+                  lenient: bool = False) -> tuple[list[PriceEntry], list[str]]:
+    """Validate raw entry mappings; return (entries, problems), each problem as 'file:line: message'.
+
+    `lenient` is the user-layer mode: `currency` defaults to the given (site's) currency, `source` to
+    "FILE:LINE" and `confidence` to "user", and selector keys (storage_class, redundancy) may stand at the
+    top level of an entry. Bundled books are read strictly.
+    """
     entries: list[PriceEntry] = []
     problems: list[str] = []
     if not isinstance(raw, list):
@@ -114,80 +127,133 @@ def parse_entries(raw, *, path, layer: str, currency: str | None = None) -> tupl
         if not isinstance(e, dict):
             problems.append(_problem(path, line, f"entry {idx + 1}: expected a mapping"))
             continue
-        at = e.line_of if isinstance(e, Mapping) else (lambda k: line)
-        bad = []
-        for k in e:
-            if k not in ENTRY_KEYS:
-                bad.append(_problem(path, at(k), f"{k}: unknown key in a price entry"))
-        for k in REQUIRED_KEYS:
-            if k not in e:
-                bad.append(_problem(path, at(k), f"{k}: missing (entry for {_shown(e.get('item'))})"))
-            elif e[k] is None and k != "price":  # only the price may be null (= unknown)
-                bad.append(_problem(path, at(k), f"{k}: null; every entry needs its {k}"))
-        for k in ("item", "unit", "currency", "confidence", "source", "code", "note"):
-            if e.get(k) is not None and not isinstance(e[k], str):
-                bad.append(_problem(path, at(k), f"{k}: expected text, got {_kind(e[k])}"))
-        item = e.get("item") if isinstance(e.get("item"), str) else None
-        if item is not None and item not in ITEMS:
-            bad.append(_problem(path, at("item"), f"item: unknown item key {item!r} (known: {', '.join(ITEMS)})"))
-        unit = e.get("unit") if isinstance(e.get("unit"), str) else None
-        if unit is not None:
-            if unit not in UNITS:
-                bad.append(_problem(path, at("unit"), f"unit: unknown unit {unit!r} (known: {', '.join(UNITS)})"))
-            elif item in ITEMS and UNITS[unit][0] != ITEMS[item][0]:
-                bad.append(_problem(path, at("unit"),
-                                    f"unit: {unit!r} does not measure {item} (needs a {ITEMS[item][0]} unit)"))
-        price = None
-        if "price" in e and e["price"] is not None:
-            price, why = _price(e["price"])
-            if why:
-                bad.append(_problem(path, at("price"), f"price: {why}"))
-        src = e.get("source")
-        if isinstance(src, str) and not src.strip():
-            bad.append(_problem(path, at("source"), "source: empty (every price needs its source)"))
-        conf = e.get("confidence") if isinstance(e.get("confidence"), str) else None
-        if conf is not None and conf not in CONFIDENCE_LEVELS:
-            bad.append(_problem(path, at("confidence"),
-                                f"confidence: unknown level {conf!r} (known: {', '.join(CONFIDENCE_LEVELS)})"))
-        cur = e.get("currency") if isinstance(e.get("currency"), str) else None
-        if cur is not None and cur not in CURRENCIES.values():
-            bad.append(_problem(path, at("currency"),
-                                f"currency: unknown currency {cur!r} (one of {', '.join(CURRENCIES.values())})"))
-        elif cur is not None and currency is not None and cur != currency:
-            bad.append(_problem(path, at("currency"), f"currency: {cur} does not match the book's {currency}"))
-        sel = {} if e.get("selectors") is None else e["selectors"]
-        if not isinstance(sel, dict):
-            bad.append(_problem(path, at("selectors"), "selectors: expected a mapping"))
-            sel = {}
-        for k, v in sel.items():
-            if k not in SELECTOR_VALUES:
-                bad.append(_problem(path, at("selectors"), f"selectors: unknown selector {k!r}"))
-            elif not isinstance(v, str) or v not in SELECTOR_VALUES[k]:
-                bad.append(_problem(path, at("selectors"),
-                                    f"selectors: {k}={v!r} is not one of {', '.join(SELECTOR_VALUES[k])}"))
-        times = {}
-        for k in ("effective_from", "effective_to"):
-            v = e.get(k)
-            if v is None:
-                times[k] = None
-                continue
-            try:
-                times[k] = parse_instant(v, field=k)
-            except BadInput as err:
-                bad.append(_problem(path, at(k), str(err)))
-        if times.get("effective_from") and times.get("effective_to") and \
-                times["effective_from"] >= times["effective_to"]:
-            bad.append(_problem(path, at("effective_to"), "effective_to: not after effective_from"))
+        if lenient:
+            e, bad = _with_user_defaults(e, path, line, currency)
+        else:
+            bad = []
+        entry = _entry(e, path, line, layer, currency, bad)
         if bad:
             problems.extend(bad)
-            continue
-        entries.append(PriceEntry(
-            item=item, unit=unit, price=price, currency=cur, confidence=conf, source=src.strip(),
-            selectors=tuple(sorted(sel.items())), code=e.get("code"),
-            effective_from=times["effective_from"], effective_to=times["effective_to"],
-            note=e.get("note"), layer=layer, path=str(path), line=line))
+        else:
+            entries.append(entry)
     problems.extend(_overlaps(entries))
     return entries, problems
+
+
+def _with_user_defaults(e: dict, path, line: int, currency: str | None) -> tuple[dict, list[str]]:
+    """A user entry with its defaults filled in and top-level selectors moved under `selectors:` (a copy that
+    keeps the line numbers of the keys given); plus the problems of moving them."""
+    at = e.line_of if isinstance(e, Mapping) else (lambda k: line)
+    out = Mapping()
+    out.line = getattr(e, "line", line)
+    out.key_lines = dict(getattr(e, "key_lines", {}))
+    bad = []
+    top = {k: e[k] for k in TOP_SELECTORS if k in e}
+    for k, v in e.items():
+        if k not in top:
+            out[k] = v
+    if top:
+        sel = e.get("selectors")
+        sel = dict(sel) if isinstance(sel, dict) else ({} if sel is None else sel)
+        if isinstance(sel, dict):
+            for k, v in top.items():
+                if k in sel and sel[k] != v:
+                    bad.append(_problem(path, at(k), f"{k}: {v!r} here but {sel[k]!r} under selectors:"))
+                sel[k] = v
+            out["selectors"] = sel
+            out.key_lines.setdefault("selectors", at(next(iter(top))))
+    if currency is not None and out.get("currency") is None and "currency" not in e:
+        out["currency"] = currency
+    if "source" not in e:
+        out["source"] = f"{path}:{line}" if line else str(path)
+    if "confidence" not in e:
+        out["confidence"] = "user"
+    return out, bad
+
+
+def _entry(e: dict, path, line: int, layer: str, currency: str | None, bad: list[str]) -> PriceEntry | None:
+    """One validated entry, or None with its problems appended to `bad`."""
+    at = e.line_of if isinstance(e, Mapping) else (lambda k: line)
+    for k in e:
+        if k not in ENTRY_KEYS:
+            hint = " (selector keys stand under selectors: in a bundled book)" if k in TOP_SELECTORS else ""
+            bad.append(_problem(path, at(k), f"{k}: unknown key in a price entry{hint}"))
+    for k in REQUIRED_KEYS:
+        if k not in e:
+            bad.append(_problem(path, at(k), f"{k}: missing (entry for {_shown(e.get('item'))})"))
+        elif e[k] is None and k != "price":  # only the price may be null (= unknown)
+            bad.append(_problem(path, at(k), f"{k}: null; every entry needs its {k}"))
+    for k in ("item", "unit", "currency", "confidence", "source", "code", "note"):
+        if e.get(k) is not None and not isinstance(e[k], str):
+            bad.append(_problem(path, at(k), f"{k}: expected text, got {_kind(e[k])}"))
+    item = e.get("item") if isinstance(e.get("item"), str) else None
+    if item is not None and item not in ITEMS:
+        bad.append(_problem(path, at("item"), f"item: unknown item key {item!r} (known: {', '.join(ITEMS)})"))
+    unit = e.get("unit") if isinstance(e.get("unit"), str) else None
+    if unit is not None:
+        if unit not in UNITS:
+            bad.append(_problem(path, at("unit"), f"unit: unknown unit {unit!r} (known: {', '.join(UNITS)})"))
+        elif item in ITEMS and UNITS[unit][0] != ITEMS[item][0]:
+            bad.append(_problem(path, at("unit"),
+                                f"unit: {unit!r} does not measure {item} (needs a {ITEMS[item][0]} unit)"))
+    price = None
+    if "price" in e and e["price"] is not None:
+        price, why = _price(e["price"])
+        if why:
+            bad.append(_problem(path, at("price"), f"price: {why}"))
+    src = e.get("source")
+    if isinstance(src, str) and not src.strip():
+        bad.append(_problem(path, at("source"), "source: empty (every price needs its source)"))
+    conf = e.get("confidence") if isinstance(e.get("confidence"), str) else None
+    if conf is not None and conf not in CONFIDENCE_LEVELS:
+        bad.append(_problem(path, at("confidence"),
+                            f"confidence: unknown level {conf!r} (known: {', '.join(CONFIDENCE_LEVELS)})"))
+    cur = e.get("currency") if isinstance(e.get("currency"), str) else None
+    if cur is not None and cur not in CURRENCIES.values():
+        bad.append(_problem(path, at("currency"),
+                            f"currency: unknown currency {cur!r} (one of {', '.join(CURRENCIES.values())})"))
+    elif cur is not None and currency is not None and cur != currency:
+        bad.append(_problem(path, at("currency"), f"currency: {cur} does not match the book's {currency}"))
+    sel = _selectors(e, at, path, bad)
+    times = _times(e, at, path, bad)
+    if bad:
+        return None
+    return PriceEntry(
+        item=item, unit=unit, price=price, currency=cur, confidence=conf, source=src.strip(),
+        selectors=tuple(sorted(sel.items())), code=e.get("code"),
+        effective_from=times["effective_from"], effective_to=times["effective_to"],
+        note=e.get("note"), layer=layer, path=str(path), line=line)
+
+
+def _selectors(e: dict, at, path, bad: list[str]) -> dict:
+    sel = {} if e.get("selectors") is None else e["selectors"]
+    if not isinstance(sel, dict):
+        bad.append(_problem(path, at("selectors"), "selectors: expected a mapping"))
+        return {}
+    for k, v in sel.items():
+        if k not in SELECTOR_VALUES:
+            bad.append(_problem(path, at("selectors"), f"selectors: unknown selector {k!r}"))
+        elif not isinstance(v, str) or v not in SELECTOR_VALUES[k]:
+            bad.append(_problem(path, at("selectors"),
+                                f"selectors: {k}={v!r} is not one of {', '.join(SELECTOR_VALUES[k])}"))
+    return sel
+
+
+def _times(e: dict, at, path, bad: list[str]) -> dict:
+    times = {}
+    for k in ("effective_from", "effective_to"):
+        v = e.get(k)
+        if v is None:
+            times[k] = None
+            continue
+        try:
+            times[k] = parse_instant(v, field=k)
+        except BadInput as err:
+            bad.append(_problem(path, at(k), str(err)))
+    if times.get("effective_from") and times.get("effective_to") and \
+            times["effective_from"] >= times["effective_to"]:
+        bad.append(_problem(path, at("effective_to"), "effective_to: not after effective_from"))
+    return times
 
 
 def _overlaps(entries: list[PriceEntry]) -> list[str]:
@@ -221,9 +287,10 @@ class BookFile:
     problems: list[str]
 
 
-def read_book_file(path, *, layer: str) -> BookFile:
+def read_book_file(path, *, layer: str, lenient: bool = False, site_currency: str | None = None) -> BookFile:
     """Parse a book or overlay (a mapping with `entries:`, or a bare list of entries); never raises on
-    content problems: they come back in `.problems`."""
+    content problems: they come back in `.problems`. `lenient` reads it as a user layer (see
+    `parse_entries`), its currency defaulting to the file's `currency:`, else `site_currency`."""
     data = load_yaml_file(path)
     if isinstance(data, list):
         meta: dict = {}
@@ -245,7 +312,8 @@ def read_book_file(path, *, layer: str) -> BookFile:
         problems.append(_problem(path, meta.line_of("site"), f"site: unknown site {site!r} (cn or intl)"))
     elif site is not None and currency is not None and CURRENCIES[site] != currency:
         problems.append(_problem(path, meta.line_of("currency"), f"currency: site {site} bills in {CURRENCIES[site]}"))
-    entries, more = parse_entries(raw, path=path, layer=layer, currency=currency)
+    entries, more = parse_entries(raw, path=path, layer=layer, currency=currency or (site_currency if lenient else None),
+                                  lenient=lenient)
     return BookFile(str(path), meta.get("book"), None if meta.get("version") is None else str(meta.get("version")),
                     site, currency, entries, problems + more)
 
@@ -334,26 +402,31 @@ class PriceBook:
         return out
 
 
-def load_price_book(site: str, *, prices_file=None, scenario_prices=None, scenario_path=None) -> PriceBook:
-    """The bundled book for `site`, with the user overlay and then the scenario's prices on top."""
+def load_price_book(site: str, *, prices_file=None, scenario_prices=None, scenario_path=None,
+                    price_options=None) -> PriceBook:
+    """The bundled book for `site` with the user layers on top, lowest precedence first: the scenario's (or
+    settings') `prices:` (layer "scenario"), the `--prices FILE` (layer "user"), then the `--price` options
+    (layer "cli": PriceEntry objects, see `costkit.prices.options`). User layers are read leniently."""
     bundled = read_book_file(bundled_book_path(site), layer="bundled")
     if bundled.problems:
         _raise_problems(bundled.problems)
     book = PriceBook(site=site, currency=CURRENCIES[site], name=bundled.name or site, version=bundled.version or "")
     book.add_layer("bundled", bundled.entries)
+    if scenario_prices is not None:
+        entries, problems = parse_entries(scenario_prices, path=scenario_path or "scenario", layer="scenario",
+                                          currency=CURRENCIES[site], lenient=True)
+        if problems:
+            _raise_problems(problems)
+        book.add_layer("scenario", entries)
     if prices_file is not None:
-        user = read_book_file(prices_file, layer="user")
+        user = read_book_file(prices_file, layer="user", lenient=True, site_currency=CURRENCIES[site])
         if user.problems:
             _raise_problems(user.problems)
         if user.site is not None and user.site != site:
             raise BadInput(f"site: price file is for site {user.site}, the run is for {site}", path=prices_file)
         book.add_layer("user", user.entries)
-    if scenario_prices is not None:
-        entries, problems = parse_entries(scenario_prices, path=scenario_path or "scenario", layer="scenario",
-                                          currency=CURRENCIES[site])
-        if problems:
-            _raise_problems(problems)
-        book.add_layer("scenario", entries)
+    if price_options:
+        book.add_layer("cli", list(price_options))
     return book
 
 

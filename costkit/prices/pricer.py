@@ -9,7 +9,8 @@ from datetime import datetime
 from fractions import Fraction
 
 from costkit.core.errors import BadInput
-from costkit.prices.book import ITEMS, PRICE_ALIAS, PriceBook, PriceEntry
+from costkit.prices.book import ITEMS, PriceBook, PriceEntry
+from costkit.prices.options import usual_unit
 from costkit.core.timeutil import SHANGHAI
 
 
@@ -34,12 +35,18 @@ class Pricer:
         """
         if not quantity:
             return Fraction(0)
+        entry = self.entry(item, selectors, instant)
+        return Fraction(0) if entry is None else quantity * entry.per_base_unit()
+
+    def entry(self, item: str, selectors: dict, instant: datetime) -> PriceEntry | None:
+        """The entry in force for `item` at `instant` (remembered as used), or None: then the price is
+        recorded as missing, at the first instant asked for."""
         entry, unknown = self.book.resolve(item, selectors, instant)
         if entry is None:
             self.missing.setdefault(_describe(item, selectors), (item, selectors, instant, unknown))
-            return Fraction(0)
+            return None
         self.used.setdefault(id(entry), entry)
-        return quantity * entry.per_base_unit()
+        return entry
 
     def raise_if_missing(self) -> None:
         """Stop with one line that names every missing price and how to supply it (exit 2)."""
@@ -47,14 +54,13 @@ class Pricer:
             return
         parts = []
         for desc, (item, selectors, instant, _) in sorted(self.missing.items()):
-            unit = {"calls": "1000 calls", "requests": "10000 requests", "GB": "GB",
-                    "GB-hour": "GB-month"}[ITEMS[PRICE_ALIAS.get(item, item)][0]]
+            unit = usual_unit(item)
             parts.append(f"{desc} in {self.book.currency} per {unit} from {instant.astimezone(SHANGHAI).isoformat()}")
         raise BadInput(
             f"missing price for {len(parts)} item(s): " + "; ".join(parts)
             + ". Supply each as a price entry (item, selectors, unit, price, currency, effective_from, "
-              "confidence, source) in --prices FILE or the scenario's prices: list, or learn it from a bill "
-              "with `costkit prices learn`.")
+              "confidence, source) in --prices FILE or the scenario's prices: list, or give it with --price "
+              "ITEM=VALUE/UNIT, or learn it from a bill with `costkit prices learn`.")
 
     def used_entries(self) -> list[PriceEntry]:
         order = {k: i for i, k in enumerate(ITEMS)}

@@ -1,5 +1,5 @@
 """Bill-line identity in the store: the natural key of a line, the scope of an import, and the migration that
-gave `bill_lines` a key (store schema version 5).
+gave `bill_lines` a key (store schema version 6).
 
 A line's natural key is its account (the purchase account BillAccountID, else OwnerID, else the import's
 account), billing day, product, billing-item code (else name), instance, pricing and charge type
@@ -43,7 +43,7 @@ def scope_key(kind: str, account, products, first_day, last_day) -> str:
                        str(first_day), str(last_day)], ensure_ascii=False)
 
 
-# Columns of bill_lines at schema version 5 (frozen: a later change is a new migration).
+# Columns of bill_lines at schema version 6 (frozen: a later change is a new migration).
 _V5_TEXT = ("billing_cycle", "product_code", "product_name", "product_type", "product_detail", "pip_code",
             "commodity_code", "billing_item", "billing_item_code", "instance_id", "nick_name", "region", "zone",
             "resource_group", "tag", "cost_unit", "instance_config", "instance_spec", "subscription_type",
@@ -58,7 +58,7 @@ _NEW_NUMBERS = ("deducted_by_savings_plan", "after_discount_amount")
 
 
 def migration_bill_identity(con) -> None:
-    """Store migration 5: bill lines keyed by (month, line_key) instead of (source, month, line_no), so that
+    """Store migration 6: bill lines keyed by (month, line_key) instead of (source, month, line_no), so that
     several files and fetches make up one month; imports record their scope and what they added, replaced
     and skipped. Lines of an older store keep their import and get their key here."""
     cols = (["import_id BIGINT NOT NULL", "source VARCHAR NOT NULL", "month VARCHAR NOT NULL",

@@ -14,14 +14,15 @@ from costkit.store.db import Store
 from costkit.store.tasks import UpsertCounts
 
 LISTEN_KIND = "listen"
-# A collector may hold the store for a while; the batch waits (its messages stay in the queue meanwhile).
-LOCK_TIMEOUT = 120.0
+# Another process may hold the store; the batch waits up to the lock wait (COSTKIT_LOCK_WAIT, see
+# costkit.store.db), its messages staying in the queue meanwhile.
+LOCK_TIMEOUT = None
 
 
 class StoreSink:
     """Commits batches of notification records to the store at `path` (see `Listener`)."""
 
-    def __init__(self, path, queue: str, *, lock_timeout: float = LOCK_TIMEOUT):
+    def __init__(self, path, queue: str, *, lock_timeout: float | None = LOCK_TIMEOUT):
         self.path, self.queue, self.lock_timeout = str(path), queue, lock_timeout
         self.spans: dict[tuple, list] = {}   # (region, project) -> [earliest, latest] start time
         self.commits = 0

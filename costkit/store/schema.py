@@ -134,6 +134,33 @@ def _migration_task_digest(con) -> None:
     con.execute(f"UPDATE tasks SET digest = {digest_sql('tasks')}")
 
 
+def _migration_lifecycle(con) -> None:
+    """Lifecycle rules of the target buckets, one row per action (`costkit.sources.oss.lifecycle` documents
+    the columns), the object tags their tag filters are matched against, and the span each collection run
+    covered."""
+    con.execute("""
+        CREATE TABLE lifecycle_rules (
+            bucket VARCHAR NOT NULL,
+            rule_id VARCHAR,
+            seq INTEGER NOT NULL,          -- the action's position in the bucket's configuration
+            enabled BOOLEAN NOT NULL,
+            prefix VARCHAR NOT NULL,       -- '' = every key
+            tag_pairs VARCHAR[],           -- the rule's tags as key || chr(31) || value; NULL = no tag filter
+            not_prefix VARCHAR,            -- Filter/Not: keys under it (and with not_tag_pairs) are excluded
+            not_tag_pairs VARCHAR[],
+            size_gt BIGINT,                -- Filter/ObjectSizeGreaterThan, bytes
+            size_lt BIGINT,
+            action VARCHAR NOT NULL CHECK (action IN ('expire', 'transition')),
+            days INTEGER,                  -- counted from LastModified rounded up to 00:00 UTC
+            before_date TIMESTAMPTZ,       -- Date / CreatedBeforeDate: objects last modified before it
+            storage_class VARCHAR,         -- a transition's class
+            checked_at TIMESTAMPTZ NOT NULL
+        )""")
+    con.execute("ALTER TABLE objects ADD COLUMN tag_pairs VARCHAR[]")   # NULL: not read
+    # The span a collection run covered: window_start up to here (a failed run: its completed prefix).
+    con.execute("ALTER TABLE collection_runs ADD COLUMN covered_end TIMESTAMPTZ")
+
+
 def _migration_bill_identity(con) -> None:
     """Bill lines keyed by their natural key; imports with their scope (`costkit.store.bill_identity`)."""
     from costkit.store.bill_identity import migration_bill_identity
@@ -142,7 +169,7 @@ def _migration_bill_identity(con) -> None:
 
 # Ordered; never edit or reorder an applied migration: append a new one (version = index + 1).
 MIGRATIONS = [_migration_1, _migration_objects_buckets, _migration_bills, _migration_task_digest,
-              _migration_bill_identity]
+              _migration_lifecycle, _migration_bill_identity]
 
 
 

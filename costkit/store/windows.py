@@ -25,14 +25,17 @@ class WindowMethods:
                  aware(window_end, "window_end")]).fetchone()[0]
 
     def finish_run(self, run_id: int, *, pages: int, new: int, updated: int, unchanged: int,
-                   errors: list[str], ok: bool) -> None:
-        """Record the end of a run. Only `ok` runs count as collected windows in `coverage`."""
+                   errors: list[str], ok: bool, covered_end: datetime | None = None) -> None:
+        """Record the end of a run and the span it covered: from its window start to `covered_end` (default:
+        the window's end for an `ok` run, nothing for a failed one; a failed run passes the end of its
+        completed prefix). `coverage` counts that span as collected."""
         with self.transaction():
             found = self._con.execute(
                 "UPDATE collection_runs SET finished_at = ?, pages = ?, new = ?, updated = ?, unchanged = ?, "
-                "errors = ?, ok = ? WHERE id = ? RETURNING id",
+                "errors = ?, ok = ?, covered_end = CASE WHEN ? THEN coalesce(?, window_end) ELSE ? END "
+                "WHERE id = ? RETURNING id",
                 [utc_now(), pages, new, updated, unchanged, json.dumps([str(e) for e in errors]), bool(ok),
-                 run_id]).fetchall()
+                 bool(ok), aware(covered_end, "covered_end"), aware(covered_end, "covered_end"), run_id]).fetchall()
             if not found:
                 raise ValueError(f"no collection run with id {run_id}")
 
@@ -101,28 +104,49 @@ class WindowMethods:
                 'INSERT INTO imports (file, kind, "at", region, project, window_start, window_end, counts) '
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def coverage_sources(self, region=None, project=None) -> pd.DataFrame:
+        """Per (region, project) and source ("collect", "listen", "import"): the earliest start and the
+        latest end it covered, how many runs/batches/files, and when it last ran (aware UTC)."""
+        where, params = _filters(region, project)
+        cond = (" AND " + " AND ".join(where)) if where else ""
+        sql = f"""
+            SELECT region, project, 'collect' AS source, min(window_start) AS first, max(e) AS last,
+                   count(*) AS n, max(finished_at) AS at FROM (
+                SELECT *, coalesce(covered_end, CASE WHEN ok THEN window_end END) AS e FROM collection_runs)
+             WHERE e IS NOT NULL{cond} GROUP BY ALL
+            UNION ALL
+            SELECT region, project, CASE WHEN kind = 'listen' THEN 'listen' ELSE 'import' END, min(window_start),
+                   max(window_end), count(*), max("at") FROM imports
+             WHERE region IS NOT NULL AND window_start IS NOT NULL{cond} GROUP BY ALL
+            ORDER BY region, project, source"""
+        with self._lock:
+            df = self._con.execute(sql, params + params).df()
+        for c in ("first", "last", "at"):
+            df[c] = pd.to_datetime(df[c], utc=True)
+        return df
+
     def coverage(self, region=None, project=None, *, now: datetime | None = None) -> pd.DataFrame:
         """Collected windows (merged) and the gaps between them, per (region, project).
 
-        Windows come from successful collection runs ("collect") and from imported files ("import": the
-        span of task start times in the file). Columns: region, project, kind ("collected" or "gap"),
-        start, end (aware UTC), via ("collect", "import" or "collect+import" for collected windows), note.
+        Windows come from collection runs ("collect": the span each covered, see `finish_run`), from
+        `costkit listen` ("listen": the span of task start times its notifications delivered) and from
+        imported files ("import": the span of task start times in the file). Columns: region, project, kind
+        ("collected" or "gap"), start, end (aware UTC), via (the sources of a collected window side by side,
+        e.g. "collect+listen"), note.
         A trailing gap runs to `now`; the note of a gap says whether it is older than IMM's 7-day
         retention, i.e. whether its tasks may already be lost. A project with tasks but no recorded window
         gets one gap with no start.
         """
         now = aware(now, "now") or utc_now()
-        where, params = [], []
-        for col, value in (("region", region), ("project", project)):
-            if value is not None:
-                where.append(f"{col} = ?")
-                params.append(value)
+        where, params = _filters(region, project)
         cond = (" AND " + " AND ".join(where)) if where else ""
         sql = f"""
-            SELECT region, project, window_start AS s, window_end AS e, 'collect' AS via FROM collection_runs
-             WHERE ok AND window_start IS NOT NULL AND window_end IS NOT NULL AND window_end >= window_start{cond}
+            SELECT region, project, window_start AS s, e, 'collect' AS via FROM (
+                SELECT *, coalesce(covered_end, CASE WHEN ok THEN window_end END) AS e FROM collection_runs)
+             WHERE window_start IS NOT NULL AND e IS NOT NULL AND e >= window_start{cond}
             UNION ALL
-            SELECT region, project, window_start, window_end, 'import' FROM imports
+            SELECT region, project, window_start, window_end, CASE WHEN kind = 'listen' THEN 'listen' ELSE 'import' END
+              FROM imports
              WHERE region IS NOT NULL AND window_start IS NOT NULL{cond}
             ORDER BY region, project, s, e"""
         with self._lock:
@@ -161,6 +185,16 @@ class WindowMethods:
         for c in ("via", "note"):
             df[c] = none_for_missing(df[c])
         return df
+
+
+def _filters(region, project) -> tuple[list[str], list]:
+    """SQL conditions and parameters for the optional region and project filters."""
+    where, params = [], []
+    for col, value in (("region", region), ("project", project)):
+        if value is not None:
+            where.append(f"{col} = ?")
+            params.append(value)
+    return where, params
 
 
 def _gap_note(start: datetime, end: datetime, now: datetime) -> str:

@@ -30,6 +30,7 @@ class OSSObject:
     etag: str = ""
     object_type: str = "Normal"
     content_type: str = "image/jpeg"
+    tags: dict = field(default_factory=dict)
 
     def restore_header(self) -> str | None:
         if self.restore is None:
@@ -49,6 +50,8 @@ class OSSBucket:
     archive_direct_read: bool | None = False     # None: the API answers 501 (not exposed)
     creation_date: datetime = field(default_factory=lambda: datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
     objects: dict = field(default_factory=dict)  # key -> OSSObject
+    # GetBucketLifecycle: None answers 404 NoSuchLifecycle; else rule dicts (costkit.testing.oss_wire.lifecycle_xml)
+    lifecycle: list | None = None
 
 
 @dataclass
@@ -58,3 +61,5 @@ class OSSFault:
     times: int
     code: str
     kind: str = "status"
+    key: str | None = None       # only requests for this key (a listing: this prefix); None: any
+    after: int = 0               # let this many matching requests through first

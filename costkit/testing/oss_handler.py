@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from costkit.testing.oss_data import OSSBucket, OSSObject, http_date
-from costkit.testing.oss_wire import (MESSAGES, archive_direct_read_xml, bucket_info_xml, error_xml, list_page,
-                                      list_xml)
+from costkit.testing.oss_wire import (MESSAGES, archive_direct_read_xml, bucket_info_xml, error_xml,
+                                      lifecycle_xml, list_page, list_xml, tagging_xml)
 
 UTC = timezone.utc
 
@@ -76,6 +76,10 @@ class OSSHandler(BaseHTTPRequestHandler):
             op = "info"
         elif "bucketArchiveDirectRead" in q:
             op = "adr"
+        elif "lifecycle" in q and not key:
+            op = "lifecycle"
+        elif "tagging" in q and key and self.command == "GET":
+            op = "tagging"
         elif self.command == "GET" and not key:
             op = "list1"
         else:
@@ -97,7 +101,7 @@ class OSSHandler(BaseHTTPRequestHandler):
             bad = server.verify(self.command, self.headers, bucket, key, params)
             if bad:
                 return self._error(403, bad)
-        fault = server._take_fault(op)
+        fault = server._take_fault(op, q.get("prefix", "") if op == "list" else key)
         if fault is not None and fault.kind == "status":
             return self._error(fault.status, fault.code)
         with server._lock:
@@ -112,6 +116,16 @@ class OSSHandler(BaseHTTPRequestHandler):
             if b.archive_direct_read is None:
                 return self._error(501, "NotImplemented")
             return self._xml(archive_direct_read_xml(b.archive_direct_read))
+        if op == "lifecycle":
+            if b.lifecycle is None:
+                return self._error(404, "NoSuchLifecycle", {"BucketName": b.name})
+            return self._xml(lifecycle_xml(b.lifecycle))
+        if op == "tagging":
+            with server._lock:
+                obj = b.objects.get(key)
+            if obj is None:
+                return self._error(404, "NoSuchKey", {"Key": key})
+            return self._xml(tagging_xml(obj.tags))
         if op == "put":
             return self._put(b, key, body)
         if op in ("head", "get"):

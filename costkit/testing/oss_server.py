@@ -15,11 +15,14 @@ implemented here are those of its sections 2-7 and 10.
   TransferAcceleration.
 - `GET /bkt/?bucketArchiveDirectRead`: `<ArchiveDirectReadConfiguration><Enabled>`; a bucket whose
   `archive_direct_read` is None answers 501 NotImplemented (an endpoint that does not expose it).
+- `GET /bkt/?lifecycle`: `<LifecycleConfiguration>` rules (ID, Prefix, Status, Expiration Days/Date/
+  CreatedBeforeDate, Transition Days+StorageClass, Tag, Filter with Not and size bounds); a bucket without
+  rules answers 404 NoSuchLifecycle. `GET /bkt/key?tagging`: `<Tagging><TagSet>` of the object's tags.
 - `GET`/`PUT` objects (small bodies; PUT stores the size, no CRC header is returned).
 - Errors: `application/xml` `<Error>` bodies with Code, Message, RequestId, HostId.
 
-Faults: `server.add_fault(op, status=503, times=1)` answers the next `times` requests of `op` ("head",
-"list", "info", "adr", "get", "put" or "*") with that status and an XML error; `kind="badxml"` sends a
+Faults: `server.add_fault(op, status=503, times=1, key=None)` answers the next `times` requests of `op` ("head",
+"list", "info", "adr", "lifecycle", "tagging", "get", "put" or "*") with that status and an XML error; `kind="badxml"` sends a
 listing with a broken `LastModified` (a plain ValueError in oss2). Every request is counted in
 `server.counts[op]` and logged in `server.log` as (op, bucket, key, status).
 
@@ -81,14 +84,15 @@ class OSSServer:
             return b
 
     def put(self, bucket: str, key: str, size: int, storage_class: str = "Standard", *,
-            last_modified: datetime | None = None, restore=None) -> OSSObject:
+            last_modified: datetime | None = None, restore=None, tags: dict | None = None) -> OSSObject:
         if storage_class not in STORAGE_CLASSES:
             raise ValueError(f"unknown storage class {storage_class!r}")
         with self._lock:
             b = self.buckets.get(bucket) or self.buckets.setdefault(bucket, OSSBucket(name=bucket))
             obj = OSSObject(size=size, storage_class=storage_class,
                             last_modified=last_modified or datetime(2025, 8, 1, tzinfo=UTC), restore=restore,
-                            etag=hashlib.md5(f"{bucket}/{key}/{size}".encode()).hexdigest().upper())
+                            etag=hashlib.md5(f"{bucket}/{key}/{size}".encode()).hexdigest().upper(),
+                            tags=dict(tags or {}))
             b.objects[key] = obj
             return obj
 
@@ -97,15 +101,20 @@ class OSSServer:
             self.buckets[bucket].objects.pop(key, None)
 
     def add_fault(self, op: str, status: int = 503, times: int = 1, code: str = "ServiceUnavailable",
-                  kind: str = "status") -> None:
-        """Answer the next `times` requests of `op` with `status` (or a broken listing, kind="badxml")."""
+                  kind: str = "status", key: str | None = None, after: int = 0) -> None:
+        """Answer the next `times` requests of `op` with `status` (or a broken listing, kind="badxml");
+        with `key`, only requests for that key (a listing: with that prefix), e.g. one denied object;
+        with `after`, only once that many matching requests have been answered normally."""
         with self._lock:
-            self._faults.append(OSSFault(op, status, times, code, kind))
+            self._faults.append(OSSFault(op, status, times, code, kind, key, after))
 
-    def _take_fault(self, op: str) -> OSSFault | None:
+    def _take_fault(self, op: str, key: str = "") -> OSSFault | None:
         with self._lock:
             for f in self._faults:
-                if f.times > 0 and f.op in (op, "*"):
+                if f.times > 0 and f.op in (op, "*") and (f.key is None or f.key == key):
+                    if f.after > 0:
+                        f.after -= 1
+                        return None
                     f.times -= 1
                     return f
         return None

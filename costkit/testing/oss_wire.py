@@ -27,6 +27,7 @@ MESSAGES = {
     "NotImplemented": "This API is not supported here.",
     "InvalidArgument": "Invalid argument.",
     "InternalError": "We encountered an internal error. Please try again.",
+    "NoSuchLifecycle": "No Row found in Lifecycle Table.",
 }
 
 
@@ -113,4 +114,48 @@ def list_xml(name: str, objs: dict, q: dict, max_keys: int, page, *, broken: boo
     for p in prefixes:
         out.append(f"<CommonPrefixes><Prefix>{enc(p)}</Prefix></CommonPrefixes>")
     out.append(f"<KeyCount>{len(contents) + len(prefixes)}</KeyCount></ListBucketResult>")
+    return "".join(out).encode("utf-8")
+
+
+def _tag_xml(tags: dict) -> str:
+    return "".join(f"<Tag><Key>{escape(k)}</Key><Value>{escape(v)}</Value></Tag>" for k, v in tags.items())
+
+
+def tagging_xml(tags: dict) -> bytes:
+    """GetObjectTagging: `<Tagging><TagSet><Tag>...`."""
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<Tagging><TagSet>' + _tag_xml(tags)
+            + "</TagSet></Tagging>").encode()
+
+
+def lifecycle_xml(rules: list[dict]) -> bytes:
+    """GetBucketLifecycle (`<LifecycleConfiguration><Rule>...`). A rule dict: id, prefix, status (default
+    Enabled), expiration_days | expiration_date | created_before_date ("YYYY-MM-DD"), transitions [(days,
+    class)], tags {k: v}, not_prefix, not_tag (k, v), size_gt, size_lt."""
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n<LifecycleConfiguration>']
+    for r in rules:
+        part = [f"<ID>{escape(r.get('id', 'rule'))}</ID>", f"<Prefix>{escape(r.get('prefix', ''))}</Prefix>",
+                f"<Status>{r.get('status', 'Enabled')}</Status>"]
+        if r.get("expiration_days") is not None:
+            part.append(f"<Expiration><Days>{r['expiration_days']}</Days></Expiration>")
+        elif r.get("expiration_date"):
+            part.append(f"<Expiration><Date>{r['expiration_date']}T00:00:00.000Z</Date></Expiration>")
+        elif r.get("created_before_date"):
+            part.append(f"<Expiration><CreatedBeforeDate>{r['created_before_date']}T00:00:00.000Z"
+                        "</CreatedBeforeDate></Expiration>")
+        for days, cls in r.get("transitions", []):
+            part.append(f"<Transition><Days>{days}</Days><StorageClass>{cls}</StorageClass></Transition>")
+        part.append(_tag_xml(r.get("tags") or {}))
+        flt = ""
+        if r.get("size_gt") is not None:
+            flt += f"<ObjectSizeGreaterThan>{r['size_gt']}</ObjectSizeGreaterThan>"
+        if r.get("size_lt") is not None:
+            flt += f"<ObjectSizeLessThan>{r['size_lt']}</ObjectSizeLessThan>"
+        if r.get("not_prefix") is not None:
+            nt = r.get("not_tag")
+            flt += (f"<Not><Prefix>{escape(r['not_prefix'])}</Prefix>"
+                    + (_tag_xml({nt[0]: nt[1]}) if nt else "") + "</Not>")
+        if flt:
+            part.append(f"<Filter>{flt}</Filter>")
+        out.append("<Rule>" + "".join(part) + "</Rule>")
+    out.append("</LifecycleConfiguration>")
     return "".join(out).encode("utf-8")

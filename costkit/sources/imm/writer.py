@@ -102,7 +102,8 @@ class _Writer:
         batch = [pages.get()]
         size = len(batch[0].records)
         open_slices = self.total - self.finished - (batch[0].last or batch[0].error is not None)
-        deadline = time.monotonic() + INGEST_WAIT
+        # A session store (costkit.store.session) is opened per commit: gather longer between commits.
+        deadline = time.monotonic() + getattr(self.store, "commit_interval", INGEST_WAIT)
         while size < INGEST_BATCH and open_slices > 0:
             try:
                 batch.append(pages.get(timeout=max(0.0, deadline - time.monotonic())))
@@ -130,8 +131,10 @@ def _finish_runs(store, plans: list, failure) -> None:
         s.ok = not plan.failed and all(plan.done) and failure is None
         if failure is not None and not plan.failed and not all(plan.done):
             s.errors.append("stopped: another slice failed")
+        # The span covered: the contiguous prefix of completed slices (all of the window when ok).
+        covered = min(plan.slices[plan.prefix - 1][1], plan.window_end) if plan.prefix else None
         store.finish_run(plan.run_id, pages=s.pages, new=s.new, updated=s.updated,
-                         unchanged=s.unchanged, errors=list(s.errors), ok=s.ok)
+                         unchanged=s.unchanged, errors=list(s.errors), ok=s.ok, covered_end=covered)
 
 
 def ingest(store, region, pages: list, seen_at) -> int:

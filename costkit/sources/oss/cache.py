@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 
 from costkit.sources.oss.facts import BucketFact, Fact
+from costkit.sources.oss.lifecycle import write_rules
 
 UTC = timezone.utc
 
@@ -83,6 +84,8 @@ def write_facts(store, facts: list[Fact], checked_at: datetime) -> None:
                     last_modified = CASE WHEN excluded.gone THEN objects.last_modified ELSE excluded.last_modified END,
                     restore_state = excluded.restore_state, restore_expiry = excluded.restore_expiry,
                     gone_since = CASE WHEN excluded.gone THEN coalesce(objects.gone_since, excluded.gone_since) END,
+                    tag_pairs = CASE WHEN excluded.gone OR excluded.last_modified IS DISTINCT FROM objects.last_modified
+                                     THEN NULL ELSE objects.tag_pairs END,
                     gone = excluded.gone, checked_at = excluded.checked_at, via = excluded.via
             """, {"at": checked_at})
         finally:
@@ -99,6 +102,31 @@ def write_buckets(store, facts: list[BucketFact], checked_at: datetime) -> None:
             "INSERT OR REPLACE INTO buckets (bucket, found, location, storage_class, redundancy, "
             "transfer_acceleration, archive_direct_read, archive_direct_read_source, checked_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        for f in facts:
+            # A gone bucket has no rules; a denied GetBucketLifecycle keeps what an earlier run read.
+            if f.lifecycle is not None or not f.found:
+                write_rules(store._con, f.bucket, f.lifecycle or [], checked_at)
+
+
+def tag_targets(store) -> list[tuple[str, str, str, str | None]]:
+    """[(uri, bucket, key, location)] of present target objects whose tags are not read yet, in buckets
+    with an enabled rule that filters on tags."""
+    with store._lock:
+        return store._con.execute("""
+            SELECT DISTINCT o.uri, o.bucket, o.key, b.location FROM objects o
+            JOIN tasks t ON t.target_uri = o.uri AND t.status = 'Succeeded'
+            LEFT JOIN buckets b ON b.bucket = o.bucket
+            WHERE NOT o.gone AND o.tag_pairs IS NULL AND o.bucket IN (
+                SELECT bucket FROM lifecycle_rules
+                WHERE enabled AND (tag_pairs IS NOT NULL OR not_tag_pairs IS NOT NULL))
+            ORDER BY o.uri""").fetchall()
+
+
+def write_tags(store, rows: list[tuple[str, list]]) -> None:
+    """Store object tags [(uri, tag pairs)] in one transaction."""
+    if rows:
+        with store.transaction():
+            store._con.executemany("UPDATE objects SET tag_pairs = ? WHERE uri = ?", [(t, u) for u, t in rows])
 
 
 def objects_frame(store):

@@ -62,3 +62,4 @@ class BucketFact:
     transfer_acceleration: bool | None = None
     archive_direct_read: bool | None = None
     archive_direct_read_source: str | None = None
+    lifecycle: list | None = None    # rows for `lifecycle_rules` (costkit.sources.oss.lifecycle); None: not read

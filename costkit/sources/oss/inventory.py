@@ -6,7 +6,10 @@ tasks only: a failed task wrote none) and that the store does not know yet (or c
 storage class (`x-oss-storage-class`), Last-Modified, the restore state (`x-oss-restore`) and whether the
 object is gone. Per bucket it records GetBucketInfo's location, default storage class, redundancy and
 transfer acceleration, and Archive direct read from GetBucketArchiveDirectRead where the endpoint exposes
-it, else from the settings (`buckets: {name: {archive_direct_read: ...}}`, then `archive_direct_read`).
+it, else from the settings (`buckets: {name: {archive_direct_read: ...}}`, then `archive_direct_read`), and
+its lifecycle rules (GetBucketLifecycle; stored by `costkit.sources.oss.lifecycle`; a denied call is a
+warning). When an enabled rule filters on tags, the tags of the bucket's present targets are read once
+(GetObjectTagging, GET-type).
 
 **Which call (the rule).** The URIs of a bucket are grouped by "directory" (the key up to its last `/`).
 For a group of n keys:
@@ -29,7 +32,9 @@ NoSuchBucket.
 **Errors.** Our own retry loop (oss2 never retries): exponential backoff with full jitter on 5xx, 429,
 connection errors and malformed responses (oss2 raises plain ValueError/RuntimeError/ParseError for those).
 Other errors (403, 400, ...) stop the run at once; when attempts run out the run stops too. Either way the
-error names the bucket and key and the facts gathered so far stay stored (RuntimeFailure, exit 1).
+error names the bucket and key (a listing: its prefix) in one line (RuntimeFailure, exit 1), and every
+answer read before it is stored first: each HEAD and listing page as it is read, the bucket facts, and the
+jobs that finished; queued jobs are dropped unsent, so a rerun reads only what was not stored.
 
 **Cost of the inventory itself.** Only 2xx answers are billed (billing-facts.md section 6): each successful
 listing page at the PUT price (Standard), each successful HeadObject at the GET price of the class it
@@ -42,16 +47,17 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, CancelledError, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
 from costkit.core.errors import BadInput, CostkitError, RuntimeFailure
 from costkit.sources.retry import RetryPolicy
-from costkit.sources.oss.cache import known_buckets, pending_uris, write_buckets, write_facts
+from costkit.sources.oss.cache import (known_buckets, pending_uris, tag_targets, write_buckets, write_facts,
+                                       write_tags)
 from costkit.sources.oss.calls import BucketClients, Calls, Stopped, endpoint_for, make_auth
 from costkit.sources.oss.facts import Fact
-from costkit.sources.oss.plan import RequestPrices, group_uris, plan_jobs
+from costkit.sources.oss.plan import HEAD_CHUNK, RequestPrices, group_uris, plan_jobs
 from costkit.sources.oss.readers import Reader
 from costkit.sources.oss.summary import InventorySummary, own_request_cost
 
@@ -92,12 +98,19 @@ def run_inventory(store, *, prices: RequestPrices, bucket_settings: dict | None 
         summary.warnings.append(f"{summary.skipped_uris} URI(s) are not of the form oss://bucket/key (with a "
                                 "valid bucket name) and were skipped")
     reader = Reader(BucketClients(auth, endpoint, bucket_region), calls, prices, summary, by_bucket)
-    bucket_state = _read_buckets(store, reader, bucket_settings or {}, archive_direct_read,
-                                 concurrency=concurrency, max_age=max_age, now=now, stop=stop)
+    try:
+        bucket_state = _read_buckets(store, reader, bucket_settings or {}, archive_direct_read,
+                                     concurrency=concurrency, max_age=max_age, now=now, stop=stop)
+    except CostkitError:
+        raise
+    except Exception as e:
+        raise RuntimeFailure(f"inventory: {type(e).__name__}: {e}") from None
     summary.buckets = len(by_bucket)
     jobs, gone_with_bucket = plan_jobs(by_bucket, bucket_state, prices)
     failure = _read_objects(store, reader, jobs, gone_with_bucket, concurrency=concurrency, now=now, stop=stop,
                             progress=progress)
+    if failure is None:
+        failure = _read_tags(store, reader, concurrency=concurrency, stop=stop)
 
     summary.retries = calls.retries
     summary.unbilled = calls.unbilled
@@ -122,15 +135,23 @@ def _read_buckets(store, reader: Reader, bucket_settings: dict, archive_direct_r
     def job(name):
         return reader.bucket(name, bucket_settings.get(name, {}), archive_direct_read)
 
+    failure = None
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="oss-inv") as pool:
-        try:
-            for fact in pool.map(job, todo):
-                bucket_facts.append(fact)
-                state[fact.bucket] = (fact.found, fact.location, fact.storage_class)
-        except BaseException:
-            stop.set()
-            raise
+        futures = [pool.submit(job, name) for name in todo]
+        for f in futures:
+            # Every bucket read before a failure is stored before the failure is raised.
+            try:
+                fact = f.result()
+            except BaseException as e:
+                stop.set()
+                if failure is None or isinstance(failure, Stopped):
+                    failure = e
+                continue
+            bucket_facts.append(fact)
+            state[fact.bucket] = (fact.found, fact.location, fact.storage_class)
     write_buckets(store, bucket_facts, now)
+    if failure is not None:
+        raise failure
     return state
 
 
@@ -144,6 +165,7 @@ def _read_objects(store, reader: Reader, jobs: list, pending: list[Fact], *, con
 
     def flush(force=False):
         nonlocal pending
+        pending.extend(reader.take())
         if pending and (force or len(pending) >= WRITE_BATCH):
             write_facts(store, pending, now)
             summary.add_facts(pending)
@@ -157,13 +179,14 @@ def _read_objects(store, reader: Reader, jobs: list, pending: list[Fact], *, con
         while remaining:
             done, remaining = wait(remaining, return_when=FIRST_EXCEPTION)
             for f in done:
+                if f.cancelled():   # queued when the run stopped: never started, nothing read
+                    continue
                 e = f.exception()
                 if e is not None:
                     if not isinstance(e, Stopped) and failure is None:
                         failure = e
                     stop.set()
                     continue
-                pending.extend(f.result())
                 done_jobs += 1
             flush()
             if progress is not None:
@@ -171,7 +194,30 @@ def _read_objects(store, reader: Reader, jobs: list, pending: list[Fact], *, con
             if failure is not None:
                 for f in remaining:
                     f.cancel()
-    flush(force=True)
+    flush(force=True)   # what every job read before the failure, including the failed job's own answers
+    return failure
+
+
+def _read_tags(store, reader: Reader, *, concurrency: int, stop: threading.Event) -> BaseException | None:
+    """GetObjectTagging for the targets that a tag-filtered lifecycle rule may match (tags not read yet);
+    each job's tags are stored as it ends. Returns the first failure or None."""
+    by_bucket: dict[tuple, list] = {}
+    for uri, bucket, key, location in tag_targets(store):
+        by_bucket.setdefault((bucket, location), []).append((uri, key))
+    jobs = [(b, loc, items[i:i + HEAD_CHUNK]) for (b, loc), items in sorted(by_bucket.items(), key=str)
+            for i in range(0, len(items), HEAD_CHUNK)]
+    failure = None
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="oss-inv") as pool:
+        futures = [pool.submit(reader.tags, b, loc, items) for b, loc, items in jobs]
+        for f in futures:
+            try:
+                write_tags(store, f.result())
+            except BaseException as e:   # a cancelled or stopped job included
+                stop.set()
+                if failure is None and not isinstance(e, (Stopped, CancelledError)):
+                    failure = e
+                for g in futures:
+                    g.cancel()
     return failure
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from costkit.core.errors import RuntimeFailure
 from costkit.sources.oss.facts import BucketFact, Fact, parse_restore
+from costkit.sources.oss.lifecycle import _tags_of, rule_rows, tag_pairs
 from costkit.sources.oss.plan import LIST_PAGE, common_prefix
 
 UTC = timezone.utc
@@ -17,13 +18,28 @@ class Reader:
     `summary.requests` and HeadObject answers by returned class into `heads_by_class`.
 
     `by_bucket`: {bucket: {key: (uri, cached class)}}; `prices`: a plan.RequestPrices (for the switch from a
-    listing to HeadObject)."""
+    listing to HeadObject).
+
+    Object facts go to `take()` as soon as each answer is read (a HEAD, a listing page), not when a job
+    ends: when a later call of the same job fails, what was read before it is still stored."""
 
     def __init__(self, clients, calls, prices, summary, by_bucket: dict):
         self.clients, self.calls, self.prices = clients, calls, prices
         self.summary, self.by_bucket = summary, by_bucket
         self.lock = threading.Lock()
         self.heads_by_class: dict[str, int] = {}
+        self._read: list[Fact] = []
+
+    def _emit(self, facts: list[Fact]) -> None:
+        if facts:
+            with self.lock:
+                self._read.extend(facts)
+
+    def take(self) -> list[Fact]:
+        """The object facts read since the last call (thread-safe)."""
+        with self.lock:
+            out, self._read = self._read, []
+        return out
 
     def count(self, api: str, n: int = 1) -> None:
         with self.lock:
@@ -57,6 +73,7 @@ class Reader:
         except RuntimeFailure as e:   # optional fact: fall back to the configuration, say so
             with self.lock:
                 self.summary.warnings.append(f"{e}; Archive direct read of bucket {name} taken from the settings")
+        fact.lifecycle = self._lifecycle(name, client)
         if fact.archive_direct_read is None:
             if "archive_direct_read" in conf:
                 fact.archive_direct_read, fact.archive_direct_read_source = conf["archive_direct_read"], "config"
@@ -65,32 +82,65 @@ class Reader:
                 fact.archive_direct_read_source = "default"
         return fact
 
+    def _lifecycle(self, name: str, client) -> list | None:
+        """The bucket's lifecycle rows ([] when it has none: 404 NoSuchLifecycle); None when the call is
+        denied (a warning says so: targets are then priced without rules)."""
+        import oss2
+        try:
+            lc = self.calls(f"GetBucketLifecycle {name}", client.get_bucket_lifecycle, ok_statuses=(403, 404))
+        except oss2.exceptions.NotFound:
+            return []
+        except oss2.exceptions.OssError as e:
+            with self.lock:
+                self.summary.warnings.append(f"GetBucketLifecycle {name}: {e.code} (HTTP {e.status}); its "
+                                             "lifecycle rules are not known (needs oss:GetBucketLifecycle)")
+            return None
+        self.count("GetBucketLifecycle")
+        rows, warnings = rule_rows(name, lc.rules)
+        with self.lock:
+            self.summary.warnings.extend(warnings)
+        return rows
+
+    def tags(self, name: str, location: str | None, items: list[tuple[str, str]]) -> list[tuple[str, list]]:
+        """[(uri, tag pairs)] from GetObjectTagging for `items` [(uri, key)]; a key gone meanwhile is left out."""
+        import oss2
+        client = self.clients(name, location)
+        out = []
+        for uri, k in items:
+            try:
+                r = self.calls(f"GetObjectTagging oss://{name}/{k}", client.get_object_tagging, k,
+                               ok_statuses=(404,))
+            except oss2.exceptions.NotFound:
+                continue
+            self.count("GetObjectTagging")
+            out.append((uri, tag_pairs(_tags_of(r)) or []))
+        return out
+
     # --- objects ---------------------------------------------------------------------------------
 
     def _gone(self, name: str, keys, via: str) -> list[Fact]:
         return [Fact(self.by_bucket[name][k][0], name, k, gone=True, via=via) for k in keys]
 
-    def head_keys(self, name: str, location: str | None, gkeys: list[str]) -> list[Fact]:
-        """One HeadObject per key; a 404 means gone."""
+    def head_keys(self, name: str, location: str | None, gkeys: list[str]) -> int:
+        """One HeadObject per key (a 404 means gone), each fact emitted as read; returns the facts read."""
         import oss2
         client = self.clients(name, location)
-        out = []
         for k in gkeys:
             uri = self.by_bucket[name][k][0]
             try:
                 r = self.calls(f"HeadObject oss://{name}/{k}", client.head_object, k, ok_statuses=(404,))
             except oss2.exceptions.NotFound:
-                out.append(Fact(uri, name, k, gone=True, via="head"))
+                self._emit([Fact(uri, name, k, gone=True, via="head")])
                 continue
             self.count("HeadObject")
             state, expiry = parse_restore(r.headers.get("x-oss-restore"))
             cls = r.headers.get("x-oss-storage-class") or "Standard"
-            out.append(Fact(uri, name, k, gone=False, via="head", size=r.content_length, storage_class=cls,
-                            last_modified=datetime.fromtimestamp(r.last_modified, UTC) if r.last_modified else None,
-                            restore_state=state, restore_expiry=expiry))
+            self._emit([Fact(uri, name, k, gone=False, via="head", size=r.content_length, storage_class=cls,
+                             last_modified=datetime.fromtimestamp(r.last_modified, UTC) if r.last_modified else None,
+                             restore_state=state, restore_expiry=expiry)])
             with self.lock:
                 self.heads_by_class[cls] = self.heads_by_class.get(cls, 0) + 1
-        return out
+        return len(gkeys)
 
     def _listed(self, name: str, page, wanted: set, seen: set) -> tuple[list[Fact], int]:
         """(facts of the wanted keys first seen on this listing page, how many)."""
@@ -105,14 +155,15 @@ class Reader:
                                 restore_state=state, restore_expiry=expiry))
         return out, len(out)
 
-    def list_keys(self, name: str, location: str | None, gkeys: list[str]) -> list[Fact]:
+    def list_keys(self, name: str, location: str | None, gkeys: list[str]) -> int:
         """ListObjectsV2 over the keys' common prefix until past the last key; a key passed without being
-        returned is gone. Switches to HeadObject for the rest when a page cost more than HEADing its hits."""
+        returned is gone. Switches to HeadObject for the rest when a page cost more than HEADing its hits.
+        Each page's facts (found and passed) are emitted as it is read; returns the facts read."""
         client = self.clients(name, location)
         prefix = common_prefix(gkeys)
         wanted = set(gkeys)
         last_wanted = gkeys[-1]
-        out, seen = [], set()
+        seen, done = set(), set()
         token = ""
         put = self.prices.per_request("oss.PutRequest", "Standard")
         with self.lock:
@@ -122,19 +173,19 @@ class Reader:
                               continuation_token=token, max_keys=LIST_PAGE)
             self.count("ListObjectsV2")
             found, hits = self._listed(name, page, wanted, seen)
-            out += found
             last_key = page.object_list[-1].key if page.object_list else None
-            if not page.is_truncated:
-                return out + self._gone(name, [k for k in gkeys if k not in seen], "list")
-            covered_to = last_key or ""
-            passed = [k for k in gkeys if k not in seen and k <= covered_to]
+            covered_to = None if not page.is_truncated else (last_key or "")
+            passed = [k for k in gkeys if k not in seen and k not in done
+                      and (covered_to is None or k <= covered_to)]
+            done.update(passed)
+            self._emit(found + self._gone(name, passed, "list"))
+            if covered_to is None:
+                return len(gkeys)
             rest = [k for k in gkeys if k > covered_to]
             if covered_to >= last_wanted:
-                out += self._gone(name, passed, "list")
-                return out + (self.head_keys(name, location, rest) if rest else [])
+                return len(gkeys) - len(rest) + (self.head_keys(name, location, rest) if rest else 0)
             get_price = self.prices.per_request("oss.GetRequest", "Standard")
             dear = hits * get_price < put if put is not None and get_price is not None else hits < 1
             if dear:
-                out += self._gone(name, passed, "list")
-                return out + self.head_keys(name, location, rest)
+                return len(gkeys) - len(rest) + self.head_keys(name, location, rest)
             token = page.next_continuation_token

@@ -20,7 +20,8 @@ class InventorySummary:
     buckets: int = 0
     prefixes_listed: int = 0
     requests: dict = field(default_factory=lambda: {"ListObjectsV2": 0, "HeadObject": 0, "GetBucketInfo": 0,
-                                                    "GetBucketArchiveDirectRead": 0})
+                                                    "GetBucketArchiveDirectRead": 0, "GetBucketLifecycle": 0,
+                                                    "GetObjectTagging": 0})
     unbilled: int = 0             # 4xx/5xx answers (not billed by OSS)
     retries: int = 0
     skipped_uris: int = 0         # not oss://bucket/key
@@ -51,7 +52,8 @@ class InventorySummary:
                 f"ListObjectsV2 over {self.prefixes_listed} prefixes, {self.via_head} via HeadObject) in "
                 f"{self.buckets} buckets; requests: {r['ListObjectsV2']} ListObjectsV2 (PUT-type), "
                 f"{r['HeadObject']} HeadObject (GET-type), {r['GetBucketInfo']} GetBucketInfo, "
-                f"{r['GetBucketArchiveDirectRead']} GetBucketArchiveDirectRead (GET-type), {self.unbilled} "
+                f"{r['GetBucketArchiveDirectRead']} GetBucketArchiveDirectRead, {r['GetBucketLifecycle']} "
+                f"GetBucketLifecycle, {r['GetObjectTagging']} GetObjectTagging (GET-type), {self.unbilled} "
                 f"unbilled error answers, {self.retries} retries; own request cost {cost}"
                 + (f" [{self.cost_note}]" if self.cost_note else "") + f"; {self.seconds:.1f} s")
         return text
@@ -64,7 +66,8 @@ def own_request_cost(requests: dict, heads_by_class: dict, prices) -> tuple[Frac
     cost = Fraction(0)
     missing = []
     parts = [("oss.PutRequest", "Standard", requests["ListObjectsV2"]),
-             ("oss.GetRequest", "Standard", requests["GetBucketInfo"] + requests["GetBucketArchiveDirectRead"])]
+             ("oss.GetRequest", "Standard", requests["GetBucketInfo"] + requests["GetBucketArchiveDirectRead"]
+              + requests["GetBucketLifecycle"] + requests["GetObjectTagging"])]
     parts += [("oss.GetRequest", cls, n) for cls, n in sorted(heads_by_class.items())]
     for item, cls, n in parts:
         if not n:
