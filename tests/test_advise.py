@@ -23,24 +23,11 @@ from costkit.cli.main import main
 from costkit.engine.period import parse_period
 from costkit.model.settings import parse_settings
 from costkit.store.db import Store
-from test_cost import GB, KB, PRICES, T, add_task, bucket, obj
+from test_cost import GB, KB, PRICES, T, add_task, bucket, obj, prices, store  # noqa: F401 (fixtures)
 
 SEP = parse_period("2025-09")
 IA_CHEAP = [{"item": "oss.Storage", "selectors": {"storage_class": "IA", "redundancy": "LRS"}, "unit": "GB-month",
              "price": "0.36", "currency": "CNY", "confidence": "contract", "source": "test"}]
-
-
-@pytest.fixture()
-def prices(tmp_path):
-    p = tmp_path / "prices.yaml"
-    p.write_text(PRICES)
-    return str(p)
-
-
-@pytest.fixture()
-def store():
-    with Store.open(":memory:") as st:
-        yield st
 
 
 def run(store, prices_path, **settings):

@@ -19,6 +19,23 @@ PRICES_OPTION = click.option("--prices", "prices_file", type=str,
                              help="User price file (same schema as the price books) on top of the bundled book.")
 
 
+def _trend_estimate(ctx, scenario, prices_file, price_options, store):
+    """`estimate --trend`: the scenario priced on the volume projected from the store's daily series."""
+    from costkit.cli.paths import check_store
+    from costkit.engine.calibrate import daily_counts
+    from costkit.engine.trend import trend_forecast
+    from costkit.model.scenario import load_scenario
+    from costkit.prices.options import parse_price_options
+    from costkit.store.db import Store
+    scn = load_scenario(scenario)
+    book = load_price_book(scn.site, prices_file=prices_file, scenario_prices=scn.prices, scenario_path=scn.path,
+                           price_options=parse_price_options(price_options, scn.currency))
+    path = check_store(store or ctx.find_root().obj["store_path"], create=False)
+    with Store.open(path, create=False) as st:
+        daily = daily_counts(st)
+    return trend_forecast(scn, book, daily)
+
+
 @click.command("estimate")
 @click.argument("scenario", type=str)
 @PRICES_OPTION
@@ -31,15 +48,25 @@ PRICES_OPTION = click.option("--prices", "prices_file", type=str,
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
               show_default=True)
 @click.option("--out", type=str, help="Write here instead of stdout.")
+@click.option("--trend", is_flag=True, help="Project the volume from the store's daily series (trend and weekly "
+                                            "seasonality, 80 % and 95 % intervals) instead of monthly_growth.")
+@click.option("--store", "trend_store", type=str, help="History store for --trend (default: the group's --store).")
 @click.pass_context
-def estimate_cmd(ctx, scenario, prices_file, price_options, strict, budget, fmt, out):
+def estimate_cmd(ctx, scenario, prices_file, price_options, strict, budget, fmt, out, trend, trend_store):
     """Forecast a workload SCENARIO (YAML) month by month.
 
     Items whose price is unknown are shown with their quantity and "price needed", and the totals say what
     they exclude (exit 0; --strict: exit 2). Exit 3 when --budget is passed (the report is written first).
+    --trend projects the volume from the history store instead of monthly_growth.
     """
     check_writable(out)
-    model = estimate(scenario, prices_file, strict=strict, prices=price_options, budget=budget)
+    if trend:
+        from costkit.core.errors import BadInput
+        if budget or strict:
+            raise BadInput("--trend does not take --budget or --strict", field="--trend")
+        model = _trend_estimate(ctx, scenario, prices_file, price_options, trend_store)
+    else:
+        model = estimate(scenario, prices_file, strict=strict, prices=price_options, budget=budget)
     write_output(render_forecast(model, fmt), out)
     if out:
         click.echo(f"wrote {out}", err=True)

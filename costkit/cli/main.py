@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "costkit.cli.listen",
     "costkit.cli.advise",
     "costkit.cli.render",
+    "costkit.cli.scenario",
 ]
 
 

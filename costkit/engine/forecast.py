@@ -6,7 +6,7 @@ CSV and HTML renderings all come from it. Money in the model is decimal strings 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -19,7 +19,7 @@ from costkit.prices.pricer import Pricer
 from costkit.model.scenario import FIELDS, REQUEST_DEFAULTS, USAGE_DEFAULTS, Scenario
 from costkit.core.timeutil import add_months, hours_between, month_label, month_start
 from costkit.model.usage import splice_usage
-from costkit.engine.profile import CONFIDENT, plain, splice_profile
+from costkit.engine.profile import CONFIDENT, kind_profiles, mix_assumptions, plain, splice_profile
 from costkit.engine.budget import check_budget, parse_budget
 from costkit.engine.forecast_notes import forecast_warnings, missing_prices
 from costkit.engine.forecast_sweep import Knob, Priced, price_drivers, sweep
@@ -153,14 +153,11 @@ class _MonthsPriced:
 
 def _price_months(scn: Scenario, book: PriceBook, hz: _Horizon, **over) -> _MonthsPriced:
     """Price every month and item of `scn`; quantities without a price go to `unpriced` (never priced)."""
-    counts = task_counts(over.get("tasks_per_month", scn.tasks_per_month),
-                         over.get("monthly_growth", scn.monthly_growth), scn.months)
-    tasks = _Tasks(hz, counts)
-    usage = splice_usage(splice_profile(scn, **over))
-    fail = min(to_fraction(over.get("failure_rate", scn.failure_rate)), Fraction(1))
-    ok = (1 - fail) if usage.tasks_can_succeed else Fraction(0)
-    whole = _Whole(tasks, ok)
-    spliced = whole.succeeded if usage.splice_item_on_success else whole.all
+    counts = over.get("counts")
+    if counts is None:
+        counts = task_counts(over.get("tasks_per_month", scn.tasks_per_month),
+                             over.get("monthly_growth", scn.monthly_growth), scn.months)
+    kinds, usage = _kinds(scn, hz, counts, over)
     cutover = hz.hour_index(scn.imm_billing_start)
     pricer = Pricer(book)
     n = scn.months
@@ -169,7 +166,6 @@ def _price_months(scn: Scenario, book: PriceBook, hz: _Horizon, **over) -> _Mont
     unpriced = [{} for _ in range(n)]
     splices = [0] * n
     knobs: dict = {}
-    L = usage.retention_hours
     cut_points = {item: sorted({hz.hour_index(t) for t in book.boundaries(item)} | {cutover}) for item in ITEM_KEYS}
 
     def segments(i, item):
@@ -197,40 +193,65 @@ def _price_months(scn: Scenario, book: PriceBook, hz: _Horizon, **over) -> _Mont
             amounts[i][item] += q * entry.per_base_unit()
 
     for i in range(n):
-        for item, (sel, per) in usage.per_task.items():
-            for x, y in segments(i, item):
-                add(i, item, sel, x, per * whole.all(x, y))
-        for item, (sel, per) in usage.per_succeeded.items():
-            for x, y in segments(i, item):
-                add(i, item, sel, x, per * whole.succeeded(x, y))
-        for x, y in segments(i, "imm.ImageSplicing"):
-            if x >= cutover:
-                q = spliced(x, y)
-                splices[i] += q
-                add(i, "imm.ImageSplicing", {}, x, Fraction(q))
-        gb = usage.target_gb * ok
-        for x, y in segments(i, "oss.Storage"):
-            alive = tasks.sum_cum(x + 1, y + 1)
-            if L is not None:
-                alive -= tasks.sum_cum(x + 1 - L, y + 1 - L)
-            add(i, "oss.Storage", usage.target_selectors, x, gb * alive)
-        if usage.early_deletion_hours:
-            for x, y in segments(i, "oss.EarlyDeletion"):
-                deleted = tasks.between(x - L, y - L)
-                add(i, "oss.EarlyDeletion", usage.target_selectors, x, gb * usage.early_deletion_hours * deleted)
-    succeeded = [whole.succeeded(hz.bounds[i], hz.bounds[i + 1]) for i in range(n)]
+        for tasks, whole, sources, kusage, kok in kinds:
+            L = kusage.retention_hours
+            spliced = whole.succeeded if kusage.splice_item_on_success else whole.all
+            for item, (sel, per) in sources:
+                for x, y in segments(i, item):
+                    add(i, item, sel, x, per * whole.all(x, y))
+            for item, (sel, per) in kusage.per_succeeded.items():
+                for x, y in segments(i, item):
+                    add(i, item, sel, x, per * whole.succeeded(x, y))
+            for x, y in segments(i, "imm.ImageSplicing"):
+                if x >= cutover:
+                    q = spliced(x, y)
+                    splices[i] += q
+                    add(i, "imm.ImageSplicing", {}, x, Fraction(q))
+            gb = kusage.target_gb * kok
+            for x, y in segments(i, "oss.Storage"):
+                alive = tasks.sum_cum(x + 1, y + 1)
+                if L is not None:
+                    alive -= tasks.sum_cum(x + 1 - L, y + 1 - L)
+                add(i, "oss.Storage", kusage.target_selectors, x, gb * alive)
+            if kusage.early_deletion_hours:
+                for x, y in segments(i, "oss.EarlyDeletion"):
+                    deleted = tasks.between(x - L, y - L)
+                    add(i, "oss.EarlyDeletion", kusage.target_selectors, x,
+                        gb * kusage.early_deletion_hours * deleted)
+    succeeded = [sum(k[1].succeeded(hz.bounds[i], hz.bounds[i + 1]) for k in kinds) for i in range(n)]
     return _MonthsPriced(counts, succeeded, amounts, qty, unpriced, splices, pricer, usage, knobs)
+
+
+def _kinds(scn: Scenario, hz: _Horizon, counts, over):
+    """[(tasks, whole counts, per-task source items, usage, succeeded share)]: one without `mix:`, one per kind
+    (its share of each month's count) with it; and a usage carrying every kind's warnings."""
+    if not scn.mix:
+        usage = splice_usage(splice_profile(scn, **over))
+        fail = min(to_fraction(over.get("failure_rate", scn.failure_rate)), Fraction(1))
+        ok = (1 - fail) if usage.tasks_can_succeed else Fraction(0)
+        tasks = _Tasks(hz, counts)
+        return [(tasks, _Whole(tasks, ok), list(usage.per_task.items()), usage, ok)], usage
+    kinds, warnings = [], []
+    for share, profiles, fail in kind_profiles(scn, **over):
+        usages = [splice_usage(p) for p in profiles]
+        ok = (1 - min(fail, Fraction(1))) if all(u.tasks_can_succeed for u in usages) else Fraction(0)
+        tasks = _Tasks(hz, [c * share for c in counts])
+        sources = [kv for u in usages for kv in u.per_task.items()]
+        kinds.append((tasks, _Whole(tasks, ok), sources, usages[0], ok))
+        warnings += [w for u in usages for w in u.warnings if w not in warnings]
+    return kinds, replace(kinds[0][3], warnings=warnings)
 
 
 def _assumptions(scn: Scenario) -> list[dict]:
     out = []
     for key, (_, _, _, desc) in FIELDS.items():
-        if key in ("prices", "usage", "requests", "name"):
+        if key in ("prices", "usage", "requests", "name", "mix", "calibration"):
             continue
         value = getattr(scn, key)
         if key == "start":
             value = month_label(*value)
         out.append({"key": key, "value": plain(value), "defaulted": key not in scn.given, "description": desc})
+    out += mix_assumptions(scn)
     for k, v in scn.requests.items():
         out.append({"key": f"requests.{k}", "value": plain(v), "defaulted": v == REQUEST_DEFAULTS[k] and (
             "requests" not in scn.given), "description": "OSS requests per source or per task"})
@@ -272,13 +293,23 @@ def _total_for(scn, book, hz, **over) -> Decimal:
 
 
 def build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool = True, strict: bool = False,
-                   budget=None) -> dict:
+                   budget=None, counts=None) -> dict:
     """The forecast model (see module doc). Quantities without a price are shown, never priced: the model
     has `complete: false`, `missing_prices` and totals `excluding` them. `strict` raises BadInput naming every
     missing price instead. `budget` (a `costkit.engine.budget.Budget`) adds the `budget` section and the
-    break-even prices of the sweep."""
+    break-even prices of the sweep. `counts` (whole tasks per month) replaces the scenario's volume (a trend);
+    there is no driver sensitivity then."""
     with exact_decimals():  # a valid scenario never overflows the 28-digit default context
-        return _build_forecast(scn, book, sensitivity=sensitivity, strict=strict, budget=budget)
+        return _build_forecast(scn, book, sensitivity=sensitivity and counts is None, strict=strict,
+                               budget=budget, counts=counts)
+
+
+def month_totals(scn: Scenario, book: PriceBook, counts: list[int]) -> list[Decimal]:
+    """The total of each month (its rounded items; quantities without a price excluded, as the forecast's)
+    when the months hold `counts` tasks."""
+    with exact_decimals():
+        mp = _price_months(scn, book, _Horizon(scn), counts=counts)
+    return [sum((round_money(a) for a in month.values()), ZERO) for month in mp.amounts]
 
 
 def _month_rows(hz, mp, excluded_by_month) -> list[dict]:
@@ -297,9 +328,10 @@ def _month_rows(hz, mp, excluded_by_month) -> list[dict]:
     return months
 
 
-def _build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool, strict: bool, budget) -> dict:
+def _build_forecast(scn: Scenario, book: PriceBook, *, sensitivity: bool, strict: bool, budget,
+                    counts=None) -> dict:
     hz = _Horizon(scn)
-    mp = _price_months(scn, book, hz)
+    mp = _price_months(scn, book, hz, **({"counts": counts} if counts is not None else {}))
     if strict:
         mp.pricer.raise_if_missing()
     excluded_by_month = [{k: q for k, q in m.items() if q} for m in mp.unpriced]
@@ -415,4 +447,4 @@ def months_frame(model: dict):
     return pd.DataFrame(rows)
 
 
-__all__ = ["FORMAT_VERSION", "build_forecast", "estimate", "months_frame", "task_counts"]
+__all__ = ["FORMAT_VERSION", "build_forecast", "estimate", "months_frame", "month_totals", "task_counts"]

@@ -31,6 +31,66 @@ def splice_profile(scn: Scenario, **over) -> SpliceProfile:
         min_storage_days={k: to_fraction(v) for k, v in u["min_storage_days"].items()})
 
 
+# Drivers a sensitivity run may move; in a mix each kind's own value moves by the same factor.
+_SCALED = ("sources_per_task", "source_size_mb", "target_size_mb", "target_retention_days",
+           "accelerated_gb_per_task", "failure_rate")
+
+
+def kind_profiles(scn: Scenario, **over) -> list[tuple[Fraction, list[SpliceProfile], Fraction]]:
+    """For each kind of `scn.mix`: (share of the volume, one SpliceProfile per source class, failure rate).
+    A kind's unset keys take the scenario's; `over` moves a driver by the factor it moves the scenario's
+    value (a kind's value x over / scenario value). The profiles of one kind differ only in their sources:
+    `sources` is the kind's sources per task x that class's share; the first profile carries the target."""
+    out = []
+    for kind in scn.mix:
+        vals = {}
+        for key in _SCALED:
+            v = kind.values.get(key, getattr(scn, key))
+            if key in over and v is not None:
+                base = getattr(scn, key)
+                v = to_fraction(over[key]) if not base else to_fraction(v) * to_fraction(over[key]) / to_fraction(base)
+            vals[key] = v
+        groups = kind.source_classes or [None]
+        profiles = []
+        for g in groups:
+            p = splice_profile(scn, **{k: v for k, v in vals.items() if k != "failure_rate"})
+            p.source_class = kind.values.get("source_storage_class", scn.source_storage_class)
+            p.archive_direct_read = kind.values.get("archive_direct_read", scn.archive_direct_read)
+            p.target_class = kind.values.get("target_storage_class", scn.target_storage_class)
+            p.target_redundancy = kind.values.get("target_redundancy", scn.target_redundancy)
+            if g is not None:
+                p.sources = p.sources * to_fraction(g.share)
+                p.source_class = g.storage_class
+                if g.size_mb is not None:
+                    p.source_bytes = to_fraction(g.size_mb) * MB
+                if g.archive_direct_read is not None:
+                    p.archive_direct_read = g.archive_direct_read
+                p.source_restored = g.restored
+            profiles.append(p)
+        out.append((to_fraction(kind.share), profiles, to_fraction(vals["failure_rate"])))
+    return out
+
+
+def mix_assumptions(scn: Scenario) -> list[dict]:
+    """Rows for `mix:` (one per kind) and `calibration:` (what was measured; unmeasured keys flagged)."""
+    out = []
+    for i, k in enumerate(scn.mix or []):
+        vals = {**plain(k.values), **({"source_classes": [plain(vars(g)) for g in k.source_classes]}
+                                      if k.source_classes else {})}
+        out.append({"key": f"mix[{i}]", "value": {"name": k.name, "share": plain(k.share), **vals},
+                    "defaulted": False, "description": "task kind: its share of the volume; keys not given "
+                                                       "take the scenario's"})
+    cal = scn.calibration
+    if cal:
+        out.append({"key": "calibration", "value": f"measured from {cal['tasks']} tasks, {cal['window']}",
+                    "defaulted": False, "description": cal["note"]})
+        for key in cal["unmeasured"]:
+            out.append({"key": key, "value": "not measured", "defaulted": True,
+                        "description": "not measured from the history: a documented default (see the "
+                                       "scenario's comment)"})
+    return out
+
+
 def plain(v):
     """`v` with every exact number (Decimal, Fraction) as a decimal string, through dicts and lists (for JSON)."""
     if isinstance(v, (Decimal, Fraction)):
@@ -42,4 +102,4 @@ def plain(v):
     return v
 
 
-__all__ = ["CONFIDENT", "splice_profile", "plain"]
+__all__ = ["CONFIDENT", "splice_profile", "kind_profiles", "mix_assumptions", "plain"]

@@ -48,6 +48,8 @@ FIELDS: dict[str, tuple[str, bool, object, str]] = {
     "daily_profile": ("profile", False, None, "24 weights: share of a day's tasks completing in each hour"),
     "usage": ("usage", False, None, "usage-model settings"),
     "prices": ("prices", False, None, "price entries with the highest precedence"),
+    "mix": ("mix", False, None, "task kinds, each a share of the volume with its own sizes and classes"),
+    "calibration": ("calibration", False, None, "what a calibrated scenario was measured from"),
 }
 
 # Bounds of every number a scenario or settings file takes (README, "Bad input"): (low, high), inclusive.
@@ -58,6 +60,7 @@ RANGES = {
     "target_size_mb": (0, 1024**2), "target_retention_days": (0, 36500), "accelerated_gb_per_task": (0, 1024),
     "get_per_source": (0, 1000), "head_per_source": (0, 1000), "put_per_task": (0, 1000),
     "daily_profile": (0, 10**6), "min_billable_kb": (0, 1024**2), "min_storage_days": (0, 36500),
+    "share": (0, 1), "size_mb": (0, 1024**2),
 }
 # At most this many digits after the decimal point in any scenario number.
 MAX_DECIMALS = 12
@@ -88,6 +91,8 @@ class Scenario:
     daily_profile: list[Decimal] | None
     usage: dict
     prices: list | None
+    mix: list | None = None
+    calibration: dict | None = None
     path: str = "scenario"
     given: set = field(default_factory=set)
 
@@ -222,6 +227,10 @@ def parse_scenario(data, path="scenario") -> Scenario:
                     out[c] = _number(days, f"usage.min_storage_days.{c}", path, vv)
                 return out
             vals[k] = _submapping(v, k, USAGE_DEFAULTS, path, data, check_usage)
+        elif kind == "calibration":
+            vals[k] = _parse_calibration(v, path, data)
+        elif kind == "mix":
+            vals[k] = _parse_mix(v, path, data)
         elif kind == "prices":
             if not isinstance(v, list):
                 _bad("expected a list of price entries (same schema as the price books)", path, data, k)
@@ -237,6 +246,123 @@ def parse_scenario(data, path="scenario") -> Scenario:
         vals[k] = Decimal(vals[k])
     given = set(data)
     return Scenario(path=str(path), given=given, **vals)
+
+
+# A kind of task in `mix:`: these keys, each defaulting to the scenario's own value (sources_per_task may be
+# fractional: an average over the kind). `source_classes` splits a kind's sources by class.
+MIX_KEYS = {"name": "str", "share": "decimal", "sources_per_task": "decimal", "source_size_mb": "decimal",
+            "source_storage_class": "class", "archive_direct_read": "bool", "source_classes": "sources",
+            "target_size_mb": "decimal", "target_storage_class": "class", "target_redundancy": "redundancy",
+            "target_retention_days": "decimal?", "failure_rate": "decimal", "accelerated_gb_per_task": "decimal"}
+SOURCE_CLASS_KEYS = {"storage_class": "class", "share": "decimal", "size_mb": "decimal",
+                     "archive_direct_read": "bool", "restored": "bool"}
+# Shares must add up to 1 within this (calibrated shares are written with 6 decimals).
+SHARE_SLACK = Decimal("0.000001")
+
+
+@dataclass
+class SourceClass:
+    """One class of a kind's sources: its share of the kind's sources, size (MB), direct read, restored."""
+
+    storage_class: str
+    share: Decimal
+    size_mb: Decimal | None = None
+    archive_direct_read: bool | None = None
+    restored: bool = False
+
+
+@dataclass
+class Kind:
+    """One kind of task in `mix:`; None = the scenario's own value."""
+
+    share: Decimal
+    name: str | None = None
+    values: dict = field(default_factory=dict)
+    source_classes: list | None = None
+
+
+def _mix_value(kind, v, key, path, m):
+    if kind == "decimal":
+        return _number(v, key, path, m)
+    if kind == "decimal?":
+        return None if v is None else _number(v, key, path, m)
+    if kind == "bool":
+        if not isinstance(v, bool):
+            _bad(f"expected true or false, got {v!r}", path, m, key)
+        return v
+    if kind == "str":
+        return str(v)
+    table = STORAGE_CLASSES if kind == "class" else REDUNDANCIES
+    if v not in table:
+        _bad(f"unknown {'storage class' if kind == 'class' else 'redundancy'} {v!r} (one of "
+             f"{', '.join(table)})", path, m, key)
+    return v
+
+
+def _item(m, key, keys, path, seq, i):
+    """Check one mapping of a list (`key`[i]); returns its values by key."""
+    if not isinstance(m, dict):
+        line = seq.item_lines[i] if hasattr(seq, "item_lines") else None
+        raise BadInput(f"expected a mapping, got {type(m).__name__}", path=path, line=line, field=f"{key}[{i}]")
+    out = {}
+    for k, v in m.items():
+        if k not in keys:
+            _unknown(f"{key}[{i}].{k}", [f"{key}[{i}].{d}" for d in keys], path, m)
+        out[k] = (_sources(v, f"{key}[{i}].{k}", path, m) if keys[k] == "sources"
+                  else _mix_value(keys[k], v, f"{key}[{i}].{k}", path, m))
+    if "share" not in out:
+        raise BadInput("missing required key share", path=path, line=getattr(m, "line", None), field=f"{key}[{i}]")
+    return out
+
+
+def _shares_sum(items, key, path, seq):
+    total = sum((x.share for x in items), Decimal(0))
+    if abs(total - 1) > SHARE_SLACK:
+        raise BadInput(f"the shares add up to {total}, not 1", path=path, line=getattr(seq, "line", None), field=key)
+
+
+def _sources(v, key, path, data):
+    if not isinstance(v, list) or not v:
+        _bad("expected a list of source classes ({storage_class, share, size_mb})", path, data, key)
+    out = []
+    for i, m in enumerate(v):
+        vals = _item(m, key, SOURCE_CLASS_KEYS, path, v, i)
+        if "storage_class" not in vals:
+            raise BadInput("missing required key storage_class", path=path, line=getattr(m, "line", None),
+                           field=f"{key}[{i}]")
+        out.append(SourceClass(**vals))
+    _shares_sum(out, key, path, v)
+    return out
+
+
+def _parse_mix(v, path, data) -> list[Kind]:
+    """`mix:`: a non-empty list of kinds whose shares add up to 1 (BadInput with the line otherwise)."""
+    if not isinstance(v, list) or not v:
+        _bad("expected a list of task kinds (share, sizes, classes)", path, data, "mix")
+    kinds = []
+    for i, m in enumerate(v):
+        vals = _item(m, "mix", MIX_KEYS, path, v, i)
+        share, name, sources = vals.pop("share"), vals.pop("name", None), vals.pop("source_classes", None)
+        kinds.append(Kind(share=share, name=name, values=vals, source_classes=sources))
+    _shares_sum(kinds, "mix", path, v)
+    return kinds
+
+
+CALIBRATION_KEYS = ("window", "tasks", "unmeasured", "note")
+
+
+def _parse_calibration(v, path, data) -> dict:
+    """`calibration:` (written by `costkit scenario from-history`): window, tasks, unmeasured keys, note."""
+    if not isinstance(v, dict):
+        _bad("expected a mapping (window, tasks, unmeasured, note)", path, data, "calibration")
+    for k in v:
+        if k not in CALIBRATION_KEYS:
+            _unknown(f"calibration.{k}", [f"calibration.{c}" for c in CALIBRATION_KEYS], path, v)
+    unmeasured = v.get("unmeasured") or []
+    if not isinstance(unmeasured, list) or not all(isinstance(x, str) for x in unmeasured):
+        _bad("expected a list of scenario keys", path, v, "unmeasured")
+    return {"window": str(v.get("window", "")), "tasks": v.get("tasks"), "unmeasured": list(unmeasured),
+            "note": str(v.get("note", ""))}
 
 
 def load_scenario(path) -> Scenario:

@@ -119,6 +119,14 @@ def render_forecast(model: dict, fmt: str) -> str:
     """The forecast model as `fmt` text: table, json, csv or html."""
     if fmt == "json":
         return to_json(model)
+    if model.get("trend"):   # estimate --trend: the bands beside the expected forecast
+        from costkit.outputs import trend
+        if fmt == "csv":
+            return trend.trend_csv(model, *forecast_rows(model))
+        if fmt == "html":
+            from costkit.outputs.html import render_forecast_html
+            return trend.trend_html(model, render_forecast_html(model))
+        return forecast_text(model) + trend.trend_text(model)
     if fmt == "csv":
         return forecast_csv(model)
     if fmt == "html":
