@@ -286,3 +286,12 @@ def test_demo_month_advice_finds_the_three_plants(tmp_path):
     assert found["archive_no_direct_read"]["evidence"]["tasks"] == planted["archive_no_direct_read"]
     assert Decimal(found["early_deleted_targets"]["saving"]["month"]) > 0
     assert paths[0].name == "advise.html" and "<svg" in paths[0].read_text(encoding="utf-8")
+    html = paths[0].read_text(encoding="utf-8")
+    assert html.index('id="illustrative-banner"') < html.index("<h1") and "Synthetic data." in html
+
+
+def test_advice_on_real_data_carries_no_synthetic_banner(store, prices):
+    from costkit.outputs.advise import render_advise
+
+    add_task(store, "t1", T(2025, 9, 10), ["oss://s/a.jpg"], "oss://d/t.jpg")
+    assert "Synthetic data." not in render_advise(run(store, prices), "html")
