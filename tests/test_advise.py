@@ -23,7 +23,7 @@ from costkit.cli.main import main
 from costkit.engine.period import parse_period
 from costkit.model.settings import parse_settings
 from costkit.store.db import Store
-from test_cost import GB, KB, PRICES, T, add_task, bucket, obj, prices, store  # noqa: F401 (fixtures)
+from test_cost import GB, KB, T, add_task, bucket, obj, prices, store  # noqa: F401 (fixtures)
 
 SEP = parse_period("2025-09")
 IA_CHEAP = [{"item": "oss.Storage", "selectors": {"storage_class": "IA", "redundancy": "LRS"}, "unit": "GB-month",
@@ -288,3 +288,12 @@ def test_demo_month_advice_finds_the_three_plants(tmp_path):
     assert found["archive_no_direct_read"]["evidence"]["tasks"] == planted["archive_no_direct_read"]
     assert Decimal(found["early_deleted_targets"]["saving"]["month"]) > 0
     assert paths[0].name == "advise.html" and "<svg" in paths[0].read_text(encoding="utf-8")
+    html = paths[0].read_text(encoding="utf-8")
+    assert html.index('id="illustrative-banner"') < html.index("<h1") and "Synthetic data." in html
+
+
+def test_advice_on_real_data_carries_no_synthetic_banner(store, prices):
+    from costkit.outputs.advise import render_advise
+
+    add_task(store, "t1", T(2025, 9, 10), ["oss://s/a.jpg"], "oss://d/t.jpg")
+    assert "Synthetic data." not in render_advise(run(store, prices), "html")
