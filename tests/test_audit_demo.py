@@ -2,7 +2,7 @@
 -> audit; the report finds the three planted discrepancies."""
 import json
 
-from costkit.demo.audit import MISSED_DAY, PLAN_CALLS, PLAN_DAY, PRICE_DAYS, run_demo_audit
+from costkit.demo.audit import MISSED_DAY, PLAN_DAY, PRICE_DAYS, run_demo_audit
 
 
 def test_demo_audit_finds_the_planted_discrepancies(tmp_path):

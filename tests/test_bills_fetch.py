@@ -9,7 +9,6 @@ from conftest import TEST_AK, TEST_SK
 from costkit.sources.bills.bss import BillRetry
 from costkit.store.bills import bill_lines_frame, bill_sources, fetch_bill
 from costkit.cli.main import main
-from costkit.core.errors import RuntimeFailure
 from costkit.store.db import Store
 
 FAST = {"credentials": (TEST_AK, TEST_SK), "retry": BillRetry(attempts=3, base=0.001, cap=0.01)}
