@@ -62,10 +62,11 @@ def test_ia_small_targets_fires_with_hand_computed_saving(store, prices):
     obj(store, "oss://s/a.jpg", 1)
     obj(store, "oss://d/small.jpg", GB // 2, "IA")
     f = only(run(store, prices, usage={"min_billable_kb": 1024 * 1024}), "ia_small_targets")
-    # today: storage 1 GB x 496 h x 0.002 = 0.992 -> 0.99; PUT IA 0.10; = 1.09
-    # after (Standard): 0.5 GB x 496 h x 0.001 = 0.248 -> 0.25; PUT Standard 0.01; = 0.26
-    assert (f["today"], f["after"]) == ("1.09", "0.26")
-    assert f["saving"] == {"period": "0.83", "month": "0.83", "year": "9.96"}
+    # figures are sums of day x item lines, each rounded once (costkit.engine.rounding):
+    # today: storage 1 GB x 0.002/h: 09-10 16 h 0.032 -> 0.03, 20 days x 0.048 -> 0.05 = 1.03; PUT IA 0.10; = 1.13
+    # after (Standard): 0.5 GB x 0.001/h: 16 h 0.008 -> 0.01, 20 days x 0.012 -> 0.01 = 0.21; PUT 0.01; = 0.22
+    assert (f["today"], f["after"]) == ("1.13", "0.22")
+    assert f["saving"] == {"period": "0.91", "month": "0.91", "year": "10.92"}
     # one-time: copy (PUT Standard 0.01) + early deletion of the IA copy, 720 - 496 = 224 h x 1 GB x 0.002 = 0.448
     assert [x["amount"] for x in f["one_time"]["lines"]] == ["0.01", "0.45"] and f["one_time"]["total"] == "0.46"
     assert f["evidence"]["objects"] == 1 and f["evidence"]["buckets"] == ["d"]
@@ -85,9 +86,10 @@ def test_early_deleted_targets_fires_with_hand_computed_saving(store, prices):
     obj(store, "oss://s/a.jpg", 1)
     obj(store, "oss://d/short.jpg", GB, "IA", gone_since=T(2025, 9, 15))   # kept 120 h (written in hour 00:00Z)
     f = only(run(store, prices), "early_deleted_targets")
-    # today: storage 1 GB x 120 h x 0.002 = 0.24; early deletion (720 - 120) h x 0.002 = 1.20; PUT IA 0.10: 1.54
-    # after (Standard): 120 h x 0.001 = 0.12; PUT 0.01: 0.13 -> saving 1.41
-    assert (f["today"], f["after"], f["saving"]["period"]) == ("1.54", "0.13", "1.41")
+    # day x item lines, each rounded once: storage 1 GB x 0.002/h: 09-10 16 h 0.032 -> 0.03, 4 days x 0.048
+    # -> 0.05, 09-15 8 h 0.016 -> 0.02 = 0.25; early deletion (720 - 120) h x 0.002 = 1.20; PUT IA 0.10: 1.55
+    # after (Standard, 0.001/h): 0.02 + 4 x 0.02 + 0.01 = 0.11; PUT 0.01: 0.12 -> saving 1.43
+    assert (f["today"], f["after"], f["saving"]["period"]) == ("1.55", "0.12", "1.43")
     assert f["one_time"]["total"] == "0.00"
 
 
@@ -198,13 +200,13 @@ def test_unread_targets_fires_only_when_ia_saves_and_asks_for_reads_elsewhere(st
     assert only(run(store, prices), "unread_targets") is None
     m = run(store, prices, prices=IA_CHEAP)
     f = only(m, "unread_targets")
-    # today: Standard 1 GB x 496 h x 0.001 = 0.496 -> 0.50; PUT 0.01: 0.51
-    # after (IA): 496 h x 0.0005 = 0.248 -> 0.25; PUT IA 0.10: 0.35 -> saving 0.16
-    assert (f["today"], f["after"], f["saving"]["period"]) == ("0.51", "0.35", "0.16")
+    # day x item lines, each rounded once: Standard 1 GB x 0.001/h: 09-10 16 h 0.016 -> 0.02, 20 days x 0.024
+    # -> 0.02 = 0.42; PUT 0.01: 0.43; after (IA, 0.0005/h): 0.01 + 20 x 0.01 = 0.21; PUT IA 0.10: 0.31 -> 0.12
+    assert (f["today"], f["after"], f["saving"]["period"]) == ("0.43", "0.31", "0.12")
     assert f["needs"] == ["targets_read_elsewhere_per_month"] and not f["counts_in_total"]
     assert m["possible_saving"]["period"] == "0.00"
     g = only(run(store, prices, prices=IA_CHEAP, advise={"targets_read_elsewhere_per_month": 0}), "unread_targets")
-    assert g["counts_in_total"] and g["saving"]["period"] == "0.16"
+    assert g["counts_in_total"] and g["saving"]["period"] == "0.12"
 
 
 def test_unread_targets_does_not_fire_when_a_later_task_reads_the_target(store, prices):
@@ -286,3 +288,12 @@ def test_demo_month_advice_finds_the_three_plants(tmp_path):
     assert found["archive_no_direct_read"]["evidence"]["tasks"] == planted["archive_no_direct_read"]
     assert Decimal(found["early_deleted_targets"]["saving"]["month"]) > 0
     assert paths[0].name == "advise.html" and "<svg" in paths[0].read_text(encoding="utf-8")
+    html = paths[0].read_text(encoding="utf-8")
+    assert html.index('id="illustrative-banner"') < html.index("<h1") and "Synthetic data." in html
+
+
+def test_advice_on_real_data_carries_no_synthetic_banner(store, prices):
+    from costkit.outputs.advise import render_advise
+
+    add_task(store, "t1", T(2025, 9, 10), ["oss://s/a.jpg"], "oss://d/t.jpg")
+    assert "Synthetic data." not in render_advise(run(store, prices), "html")

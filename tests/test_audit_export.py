@@ -33,7 +33,7 @@ def test_focus_parquet_has_billed_and_expected_rows_with_the_schema_types(tmp_pa
     path, prices = _store(tmp_path)
     out = tmp_path / "f.parquet"
     r = CliRunner().invoke(main, ["--store", str(path), "export", "--month", "2025-09", "--schema", "focus",
-                                  "--format", "parquet", "--prices", prices, "--out", str(out)])
+                                  "--format", "parquet", "--prices", prices, "--out", str(out), "--rows", "both"])
     assert r.exit_code == 0, r.stderr
     t = pq.read_table(out)
     assert t.column_names == column_names()
@@ -64,7 +64,7 @@ def test_focus_csv_and_costkit_schema_carry_both_sources(tmp_path):
     path, prices = _store(tmp_path)
     out = tmp_path / "f.csv"
     r = CliRunner().invoke(main, ["--store", str(path), "export", "--month", "2025-09", "--prices", prices,
-                                  "--out", str(out)])
+                                  "--out", str(out), "--rows", "both"])
     assert r.exit_code == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert list(rows[0]) == column_names()
@@ -72,7 +72,7 @@ def test_focus_csv_and_costkit_schema_carry_both_sources(tmp_path):
     assert all(r["ChargePeriodStart"].endswith("Z") for r in rows)
     out2 = tmp_path / "c.parquet"
     r = CliRunner().invoke(main, ["--store", str(path), "export", "--month", "2025-09", "--schema", "costkit",
-                                  "--format", "parquet", "--prices", prices, "--out", str(out2)])
+                                  "--format", "parquet", "--prices", prices, "--out", str(out2), "--rows", "both"])
     assert r.exit_code == 0, r.stderr
     t = pq.read_table(out2)
     assert t.column_names == [n for n, _ in COSTKIT_COLUMNS]
@@ -89,3 +89,22 @@ def test_expected_frame_matches_the_cost_engine(tmp_path):
         rep = price_history(st, parse_period("2025-09"), prices_file=prices)
     total = sum(frame.loc[frame["x_costkit_item"] == "imm.ImageSplicing", "ListCost"])
     assert total == Decimal(rep["items"]["imm.ImageSplicing"]) == Decimal("8.00")
+
+
+def test_export_rows_default_to_the_bill_and_expected_on_request(tmp_path):
+    """A dashboard summing BilledCost of the default export gets the bill's payable total; --rows expected
+    writes only costkit's expected charges; --account keeps one account's lines."""
+    path, prices = _store(tmp_path)
+    sums = {}
+    for rows in ("billed", "expected"):
+        out = tmp_path / f"{rows}.csv"
+        args = ["--store", str(path), "export", "--month", "2025-09", "--prices", prices, "--out", str(out)]
+        r = CliRunner().invoke(main, args + ([] if rows == "billed" else ["--rows", rows]))
+        assert r.exit_code == 0, r.stderr
+        got = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+        assert {g["x_costkit_source"] for g in got} == {rows}
+        sums[rows] = sum(Decimal(g["BilledCost"]) for g in got)
+    assert sums["billed"] == Decimal("9")
+    r = CliRunner().invoke(main, ["--store", str(path), "export", "--month", "2025-09", "--out",
+                                  str(tmp_path / "x.csv"), "--account", "no-such-account"])
+    assert r.exit_code == 2 and "no-such-account" in r.output

@@ -9,7 +9,6 @@ from conftest import TEST_AK, TEST_SK
 from costkit.sources.bills.bss import BillRetry
 from costkit.store.bills import bill_lines_frame, bill_sources, fetch_bill
 from costkit.cli.main import main
-from costkit.core.errors import RuntimeFailure
 from costkit.store.db import Store
 
 FAST = {"credentials": (TEST_AK, TEST_SK), "retry": BillRetry(attempts=3, base=0.001, cap=0.01)}
@@ -81,7 +80,7 @@ def test_refetch_replaces_and_a_failure_keeps_the_stored_month(tmp_path):
         assert run(store, "--month", "2025-08", "--endpoint", srv.endpoint).exit_code == 0
         srv.items = sample_items("2025-08", 2)
         r = run(store, "--month", "2025-08", "--endpoint", srv.endpoint)
-        assert r.exit_code == 0 and "replaced 12" in r.output
+        assert r.exit_code == 0 and "replaced 8" in r.output and "removed 4 line(s)" in r.output
         srv.add_fault("server_503", times=None)
         r = run(store, "--month", "2025-08", "--endpoint", srv.endpoint)
         assert r.exit_code == 1

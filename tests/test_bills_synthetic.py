@@ -32,7 +32,7 @@ def _succeeded_per_day(tasks, month):
 def test_synthetic_bill_via_csv_and_api_agree_and_keep_the_plants(tmp_path):
     tasks = synthetic_month_tasks("2025-08", per_day=10)
     items = synthetic_bill_items(tasks, "2025-08", price_overrides={"2025-08-10": "0.6"},
-                                 resource_plan={"2025-08-20": "0.01"}, extra_calls={"2025-08-05": 7})
+                                 resource_plan={"2025-08-20": 3}, extra_calls={"2025-08-05": 7})
     csv_path = write_console_csv(items, tmp_path / "bill.csv", language="zh", encoding="gb18030")
     store_csv, store_api = tmp_path / "csv.duckdb", tmp_path / "api.duckdb"
     r = CliRunner().invoke(main, ["--store", str(store_csv), "import-bill", str(csv_path)])
@@ -56,5 +56,7 @@ def test_synthetic_bill_via_csv_and_api_agree_and_keep_the_plants(tmp_path):
     assert {d: int(r["quantity"]) for d, r in img.items()} == dict(expected)
     assert img["2025-08-10"]["list_prices"] == ["0.6 CNY/千次"]
     assert img["2025-08-11"]["list_prices"] == ["0.5 CNY/千次"]
-    assert img["2025-08-20"]["deducted_by_resource_package"] == Decimal("0.01")
-    assert img["2025-08-20"]["net_amount"] == img["2025-08-20"]["pretax_gross_amount"] - Decimal("0.01")
+    # the plan covered 3 calls (a quantity): the payable amount charges the rest, nothing is taken off money
+    assert img["2025-08-20"]["deducted_by_resource_package"] == Decimal("3")
+    assert img["2025-08-20"]["net_amount"] == img["2025-08-20"]["pretax_gross_amount"] == \
+        (Decimal(int(img["2025-08-20"]["quantity"]) - 3) * Decimal("0.5") / 1000).quantize(Decimal("0.01"))

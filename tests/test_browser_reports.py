@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from importlib import resources
-from pathlib import Path
 
 import pytest
 

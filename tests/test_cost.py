@@ -101,9 +101,11 @@ def test_hand_computed_month(store, prices):
         "oss.IaRetrieval": "0.50",         # 0.5 GB x 1
         "oss.ArchiveDirectRead": "0.00",
         "oss.TransferAcceleration": "0.00",
-        "oss.Storage": "0.50",             # 496 h x 0.001 = 0.496
+        # 496 h x 0.001 = 0.496 exactly, but the figure is the sum of day lines each rounded once (as a bill's
+        # daily lines are): 09-10 from 08:00 (16 h: 0.016 -> 0.02) + 20 days x 24 h (0.024 -> 0.02 each)
+        "oss.Storage": "0.42",
         "oss.EarlyDeletion": "0.00"}
-    assert hours == 496 and r["total"] == "2.23"
+    assert hours == 496 and r["total"] == "2.15"
     assert (r["tasks"], r["succeeded"], r["failed"], r["billable_splices"]) == (1, 1, 0, 1)
     assert r["quantities"]["oss.Storage"] == {"quantity": "496", "unit": "GB-hour"}
     assert set(r) >= {"period", "site", "currency", "tasks", "succeeded", "failed", "billable_splices", "items",
@@ -207,8 +209,10 @@ def test_min_billable_size_early_deletion_and_overwrite(store, prices):
     t = dict(zip(totals["item"], totals["amount"]))
     exact = (Fraction(64 * KB, GB) * Fraction(2, 1000) * h + Fraction(10 * KB, GB) * Fraction(1, 1000) * h
              + Fraction(482, 1000) + Fraction(1, 10) + Fraction(612, 1000))
-    from costkit.core.money import round_money
-    assert t["oss.Storage"] == round_money(exact) and t["oss.EarlyDeletion"] == Decimal("0.96")
+    from costkit.testing.cost_reference import reference_cost
+    ref = reference_cost(store, parse_period("2025-09"), prices_file=prices)
+    assert ref["items"]["oss.Storage"] == exact           # the exact amount; the figure: its day lines rounded
+    assert t["oss.Storage"] == ref["rounded"]["oss.Storage"] and t["oss.EarlyDeletion"] == Decimal("0.96")
 
 
 def test_unknown_facts_use_defaults_and_warn_with_task_count(store, prices):
@@ -327,7 +331,7 @@ def test_cli_cost_formats(tmp_path, prices):
     r = run(main, ["--store", path, "cost", "--month", "2025-09", "--prices", prices, "--format", "json"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["total"] == "2.25" and data["tasks"] == 2 and data["failed"] == 1   # 2.23 + t2's 2 GETs (0.02)
+    assert data["total"] == "2.17" and data["tasks"] == 2 and data["failed"] == 1   # 2.15 + t2's 2 GETs (0.02)
     assert data["period"]["label"] == "2025-09"
     assert data["assumptions"]["usage"]["charge_failed_splices"] is False
     r = run(main, ["--store", path, "cost", "--since", "2025-09-01", "--until", "2025-10-01T00:00:00+08:00",
@@ -337,13 +341,15 @@ def test_cli_cost_formats(tmp_path, prices):
     r = run(main, ["--store", path, "cost", "--month", "2025-09", "--prices", prices, "--by", "project",
                    "--format", "json"])
     groups = {g["group"]: g for g in json.loads(r.stdout)["groups"]}
-    assert groups["alpha"]["total"] == "2.23" and groups["beta"]["total"] == "0.02"
+    # the projects add up to the month exactly: each takes its share of the day x item lines' cents
+    assert groups["alpha"]["total"] == "2.15" and groups["beta"]["total"] == "0.02"
+    assert groups["alpha"]["exact_total"] == "2.226"
     r = run(main, ["--store", path, "cost", "--month", "2025-09", "--prices", prices, "--by", "tag:team",
                    "--format", "csv"])
     assert r.exit_code == 0 and "2025-09,red,oss.GetRequest,0.22,CNY" in r.stdout
     assert "2025-09,(none),total,0.02,CNY" in r.stdout
     r = run(main, ["--store", path, "cost", "--month", "2025-09", "--prices", prices])
-    assert r.exit_code == 0 and "total" in r.stdout and "2.25" in r.stdout
+    assert r.exit_code == 0 and "total" in r.stdout and "2.17" in r.stdout
     out = tmp_path / "lines.csv"
     r = run(main, ["--store", path, "cost", "--month", "2025-09", "--prices", prices, "--lines", "--out", str(out)])
     assert r.exit_code == 0, r.output

@@ -72,6 +72,19 @@ def money(f: Fraction) -> str:
     return str(round_money(f))
 
 
+def day_lines(*spans) -> str:
+    """The storage figure of spans (start, end, price per hour): the exact amount per Asia/Shanghai day over
+    all spans, each day's line rounded half-up once, summed (the one-expected-figure rule of the engine)."""
+    per_day: dict = {}
+    for a, b, rate in spans:
+        h = a
+        while h < b:
+            day = (h + timedelta(hours=8)).date()
+            per_day[day] = per_day.get(day, Fraction(0)) + rate
+            h += timedelta(hours=1)
+    return str(sum((round_money(v) for v in per_day.values()), round_money(0)))
+
+
 def test_expiration_days_from_last_modified_rounded_up_to_utc_midnight(srv, store, prices):
     srv.add_bucket("lcb")
     srv.buckets["lcb"].lifecycle = [{"id": "week", "prefix": "exp/", "expiration_days": 7}]
@@ -83,7 +96,7 @@ def test_expiration_days_from_last_modified_rounded_up_to_utc_midnight(srv, stor
     assert list(rules["action"]) == ["expire"] and list(rules["days"]) == [7]
     storage, early, _ = priced(store, prices)
     assert hours(end, T(2025, 9, 13)) == 189
-    assert storage == money((189 + hours(end, PERIOD_END)) * STD) and early == "0.00"
+    assert storage == day_lines((end, T(2025, 9, 13), STD), (end, PERIOD_END, STD)) and early == "0.00"
 
 
 def test_lag_setting_moves_the_deletion_to_the_daily_run(srv, store, prices):
@@ -93,7 +106,7 @@ def test_lag_setting_moves_the_deletion_to_the_daily_run(srv, store, prices):
     target(srv, store, "oss://lcb/a.jpg", end)
     inventory(srv, store, T(2025, 9, 6))
     storage, _, _ = priced(store, prices, settings=parse_settings({"lifecycle_lag_hours": 24}))
-    assert storage == money((189 + 24) * STD)
+    assert storage == day_lines((end, T(2025, 9, 14), STD))          # 189 + 24 h
 
 
 def test_transitions_change_the_class_and_early_deletion_uses_the_class_at_deletion(srv, store, prices):
@@ -108,7 +121,8 @@ def test_transitions_change_the_class_and_early_deletion_uses_the_class_at_delet
     storage, early, r = priced(store, prices)
     std_h, ia_h, arc_h = hours(end, T(2025, 9, 7)), 7 * 24, 8 * 24
     assert (std_h, ia_h, arc_h) == (142, 168, 192)
-    assert storage == money(std_h * STD + ia_h * IA + arc_h * ARC)                  # 0.574
+    assert storage == day_lines((end, T(2025, 9, 7), STD), (T(2025, 9, 7), T(2025, 9, 14), IA),
+                                (T(2025, 9, 14), T(2025, 9, 22), ARC))           # exactly 0.574
     lived = hours(end, T(2025, 9, 22))
     assert early == money((1440 - lived) * ARC)                                       # 938 h of Archive
     assert r["items"]["oss.PutRequest"] == "0.01"        # uploaded as Standard
@@ -123,7 +137,7 @@ def test_class_seen_after_a_transition_is_not_the_upload_class(srv, store, price
     tc.add_task(store, "t1", end, [], "oss://lcb/a.jpg")
     inventory(srv, store, T(2025, 9, 20))
     storage, early, _ = priced(store, prices)
-    assert storage == money(142 * STD + hours(T(2025, 9, 7), PERIOD_END) * IA) and early == "0.00"
+    assert storage == day_lines((end, T(2025, 9, 7), STD), (T(2025, 9, 7), PERIOD_END, IA)) and early == "0.00"
 
 
 def test_tag_filter_and_not_prefix_select_the_targets(srv, store, prices):
@@ -138,7 +152,7 @@ def test_tag_filter_and_not_prefix_select_the_targets(srv, store, prices):
     assert s.requests["GetObjectTagging"] == 3 and s.requests["GetBucketLifecycle"] == 1
     storage, _, _ = priced(store, prices)
     assert hours(end, T(2025, 9, 14)) == 86
-    assert storage == money((86 + 2 * hours(end, PERIOD_END)) * STD)
+    assert storage == day_lines((end, T(2025, 9, 14), STD), (end, PERIOD_END, STD), (end, PERIOD_END, STD))
 
 
 def test_disabled_rule_and_size_bound_do_not_match(srv, store, prices):
@@ -149,7 +163,7 @@ def test_disabled_rule_and_size_bound_do_not_match(srv, store, prices):
     target(srv, store, "oss://lcb/a.jpg", end)
     inventory(srv, store, T(2025, 9, 11))
     storage, _, _ = priced(store, prices)
-    assert storage == money(hours(end, PERIOD_END) * STD)
+    assert storage == day_lines((end, PERIOD_END, STD))
 
 
 def test_gone_target_is_dated_by_a_rule_when_earlier_than_the_check(srv, store, prices):
@@ -164,7 +178,7 @@ def test_gone_target_is_dated_by_a_rule_when_earlier_than_the_check(srv, store, 
     store._con.execute("UPDATE objects SET gone_since = ? WHERE key = 'late.jpg'", [T(2025, 9, 20)])
     storage, _, r = priced(store, prices, settings=parse_settings({"target_size_mb": 1024}))   # sizes unknown
     # late.jpg: the rule's 2025-09-13T00:00Z (189 h); early.jpg: the check at 2025-09-06T00:00Z (21 h)
-    assert storage == money((189 + 21) * STD)
+    assert storage == day_lines((end, T(2025, 9, 13), STD), (end, T(2025, 9, 6), STD))
     assert any(w.startswith("2 task(s) reference objects the inventory found already deleted")
                for w in r["warnings"])
     assert not any("use default object facts" in w for w in r["warnings"])
@@ -185,5 +199,5 @@ def test_rules_are_replaced_on_the_next_read_and_a_bucket_without_rules_has_none
 def test_cost_on_a_store_without_rules_equals_the_reference(store, prices):
     """No rules: the lifetime SQL gives what it gave before (the independent reference model)."""
     tc.add_task(store, "t1", T(2025, 9, 2, 5), ["oss://s/a.jpg"], "oss://d/o.jpg")
-    assert tc.sep(store, prices)["items"]["oss.Storage"] == money(
-        Fraction(1, 1024) * hours(T(2025, 9, 2, 5), PERIOD_END) * STD)
+    assert tc.sep(store, prices)["items"]["oss.Storage"] == day_lines(
+        (T(2025, 9, 2, 5), PERIOD_END, Fraction(1, 1024) * STD))

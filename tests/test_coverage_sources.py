@@ -1,6 +1,6 @@
 """`coverage`: collection, notifications and imported files side by side, and the span a failed collection
 run covered (its completed prefix of slices)."""
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner

@@ -42,7 +42,7 @@ def test_schema_file_has_every_mandatory_and_applicable_conditional_column():
     assert all(levels[n] == "Conditional" for n in CONDITIONAL)
     for c in cols:
         assert c["description"] and c["billed"] and c["expected"], c["name"]
-        assert c["level"] in ("Mandatory", "Conditional", "Custom")
+        assert c["level"] in ("Mandatory", "Conditional", "Recommended", "Custom")
         if c["level"] == "Custom":
             assert c["name"].startswith("x_")
         else:

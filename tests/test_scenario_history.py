@@ -107,7 +107,8 @@ def test_estimate_of_the_calibrated_scenario_reproduces_the_priced_month_within_
     assert abs(forecast - Decimal(actual["total"])) / Decimal(actual["total"]) < Decimal("0.02")
     for item in ("imm.ImageSplicing", "oss.IaRetrieval", "oss.ArchiveDirectRead", "oss.Storage"):
         a, f = Decimal(actual["items"][item]), Decimal(model["months"][0]["items"][item])
-        assert abs(f - a) <= max(Decimal("0.02") * a, Decimal("0.02")), item
+        # the history's figure is its day lines each rounded once (issue 9): up to half a cent a day apart
+        assert abs(f - a) <= max(Decimal("0.02") * a, Decimal("0.005") * 30), item
 
 
 def test_from_history_comments_every_value_and_says_carried_in_storage_is_left_out(known):

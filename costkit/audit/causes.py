@@ -20,7 +20,10 @@ CAUSES = {
     "price": "price difference: billed unit price differs from the book price",
     "discount": "invoice discount",
     "coupons": "coupons",
-    "resource_plan": "resource plan deduction",
+    "vouchers": "vouchers",
+    "savings_plan": "savings plan",
+    "other_deduction": "other deduction (gross - stated deductions - payable)",
+    "resource_plan": "covered by resource plan (usage the plan deducted, at the book price)",
     "rounding": "rounding of bill lines and of the expected amounts",
     "not_splicing": "not splicing: other use of the same buckets (not claimed)",
     "coverage_gap_unclaimed": "OSS usage on coverage-gap days: uncollected splices or other use (not claimed)",
@@ -74,7 +77,7 @@ def _splice_counts(lines: dict, task_days: dict, gap_days: set, cutover_day: str
     for (day, item), ln in lines.items():
         if item != SPLICE:
             continue
-        r = ln.qb - ln.qe
+        r = ln.qb - ln.qe               # the plan-covered part is the resource_plan cause (see _explain)
         info = task_days.get(day, {})
         c = ln.counts
         if r > 0 and (day in gap_days or not info.get("tasks")):
@@ -128,9 +131,9 @@ def _explain(ln: Line, gap_days: set) -> None:
         for name, n in ln.counts.items():
             causes[name] = round_money(n * pr)
         causes["price"] = round_money(ln.price_term)
-        causes["discount"] = -round_money(ln.disc)
-        causes["coupons"] = -round_money(ln.coup)
-        causes["resource_plan"] = -round_money(ln.plan)
+        for name, v in _deductions(ln, Fraction(1)):
+            causes[name] = v
+        causes["resource_plan"] = -round_money(ln.qp_free * pr + ln.plan_money)
         claimed = variance_all
         unclaimed = ZERO
     else:
@@ -138,9 +141,9 @@ def _explain(ln: Line, gap_days: set) -> None:
         # than splicing causes); the rest of the bucket's charge is not claimed.
         share = ln.qe / ln.qb if ln.qb > ln.qe else Fraction(1)
         causes["price"] = round_money(ln.price_term * share)
-        causes["discount"] = -round_money(ln.disc * share)
-        causes["coupons"] = -round_money(ln.coup * share)
-        causes["resource_plan"] = -round_money(ln.plan * share)
+        for name, v in _deductions(ln, share):
+            causes[name] = v
+        causes["resource_plan"] = -round_money((ln.qp_free * pr + ln.plan_money) * share)
         if ln.qb < ln.qe:
             causes["usage"] = round_money((ln.qb - ln.qe) * pr)
         claimed = round_money(ln.net * share) - ln.expected
@@ -152,6 +155,13 @@ def _explain(ln: Line, gap_days: set) -> None:
     ln.causes = {k: v for k, v in causes.items() if v}
     ln.variance = claimed
     ln.unclaimed = unclaimed
+
+
+def _deductions(ln: Line, share: Fraction) -> list:
+    """The money deductions of a line as causes (negative, rounded), `share` of each."""
+    return [(name, -round_money(v * share)) for name, v in (
+        ("discount", ln.disc), ("coupons", ln.coup), ("vouchers", ln.vouch), ("savings_plan", ln.saving),
+        ("other_deduction", ln.other))]
 
 
 def cause_list(causes: dict, counts: dict | None = None) -> list[dict]:
@@ -166,11 +176,19 @@ def cause_list(causes: dict, counts: dict | None = None) -> list[dict]:
 
 
 def explanation(item_causes: list[dict], unit: str, currency: str) -> str:
-    """One sentence of an item's causes (rounding left out up to 0.05), or "matches"."""
-    parts = []
+    """One sentence of an item's claimed causes, rounding included, that add up to its variance (stated at
+    the end as "= Δ"); unclaimed amounts follow in brackets; "matches" when there are none."""
+    parts, unclaimed = [], []
+    total = ZERO
     for c in item_causes:
-        if c["cause"] == "rounding" and abs(Decimal(c["amount"])) <= Decimal("0.05"):
-            continue
         q = f" ({c['quantity']} {unit})" if c.get("quantity") else ""
-        parts.append(f"{c['text']}{q}: {c['amount']} {currency}")
-    return "; ".join(parts) or "matches"
+        text = f"{c['text']}{q}: {c['amount']} {currency}"
+        if c["claimed"]:
+            parts.append(text)
+            total += Decimal(c["amount"])
+        else:
+            unclaimed.append(text)
+    out = "; ".join(parts) + (f" (= Δ {total} {currency})" if parts else "")
+    if unclaimed:
+        out += (" " if out else "") + "[not claimed: " + "; ".join(unclaimed) + "]"
+    return out or "matches"

@@ -20,6 +20,8 @@ from costkit.sources.bills.records import month_days
 UTC = timezone.utc
 PROVIDER = "Alibaba Cloud"
 SERVICE = {"oss": ("Object Storage Service", "Storage"), "imm": ("Intelligent Media Management", "Media")}
+# costkit item family -> FOCUS 1.2 ServiceSubcategory
+SUBCATEGORY = {"imm": "Other (Media)", "oss": "Object Storage"}
 CHARGE_CATEGORY = {"payasyougobill": "Usage", "subscriptionorder": "Purchase", "refund": "Credit",
                    "adjustment": "Adjustment"}
 
@@ -84,14 +86,16 @@ def billed_rows(frame: pd.DataFrame, month: str, *, account_id=None, account_nam
         gross, pretax = r.get("pretax_gross_amount"), r.get("pretax_amount")
         disc, coup, pkg = r.get("invoice_discount"), r.get("deducted_by_coupons"), r.get("deducted_by_resource_package")
         list_cost = gross if gross is not None else pretax
-        billed = pretax if pretax is not None else list_cost - _nz(disc) - _nz(coup)
+        billed = r["net_amount"]        # payable (PretaxAmount), else gross - discount - coupons
         contracted = list_cost - _nz(disc)
-        net = list_cost - _nz(disc) - _nz(coup) - _nz(pkg)
+        net = billed
         code = (r.get("product_code") or "").strip().lower()
         svc_name, svc_cat = SERVICE.get(code, (None, "Other"))
         product = r.get("product_name") or r.get("product_code")
         acct = r.get("bill_account_id") or r.get("owner_id") or account_id or "unknown"
         acct_name = r.get("bill_account_name") or account_name or acct
+        sub = r.get("owner_id") if r.get("bill_account_id") else None
+        category = CHARGE_CATEGORY.get(str(r.get("item_type") or "").replace(" ", "").lower(), "Usage")
         region = r.get("region") or instance_facts(r.get("instance_id"))[0]
         sku = (f"{r.get('product_code')}:{r.get('billing_item_code')}" if r.get("billing_item_code") and
                r.get("product_code") else r.get("billing_item_code") or r.get("commodity_code"))
@@ -99,8 +103,7 @@ def billed_rows(frame: pd.DataFrame, month: str, *, account_id=None, account_nam
         rows.append({
             "BilledCost": billed, "BillingAccountId": str(acct), "BillingAccountName": str(acct_name),
             "BillingCurrency": r["currency"], "BillingPeriodStart": p_start, "BillingPeriodEnd": p_end,
-            "ChargeCategory": CHARGE_CATEGORY.get(str(r.get("item_type") or "").replace(" ", "").lower(), "Usage"),
-            "ChargeClass": None,
+            "ChargeCategory": category, "ChargeClass": None,
             "ChargeDescription": " ".join(x for x in (product, r.get("billing_item") or r.get("billing_item_code"))
                                           if x) or None,
             "ChargePeriodStart": _utc(r["day_start"]), "ChargePeriodEnd": _utc(r["day_end"]),
@@ -111,6 +114,9 @@ def billed_rows(frame: pd.DataFrame, month: str, *, account_id=None, account_nam
             "ConsumedQuantity": c_qty, "ConsumedUnit": c_unit,
             "ListUnitPrice": unit_price, "RegionId": region, "ResourceId": r.get("instance_id"),
             "SkuId": sku, "Tags": _tags(r.get("tag")),
+            "ChargeFrequency": "Usage-Based" if category == "Usage" else "One-Time",
+            "InvoiceId": r.get("invoice_id"), "ServiceSubcategory": SUBCATEGORY.get(code),
+            "SubAccountId": sub, "SubAccountName": (r.get("owner_account_name") or sub) if sub else None,
             "x_costkit_source": "billed", "x_costkit_item": r.get("item"),
             "x_costkit_storage_class": r.get("storage_class"), "x_costkit_redundancy": r.get("redundancy"),
             "x_costkit_billing_date": r["billing_date"].isoformat(), "x_costkit_billing_item": r.get("billing_item"),
@@ -119,23 +125,27 @@ def billed_rows(frame: pd.DataFrame, month: str, *, account_id=None, account_nam
             "x_costkit_list_price": r.get("list_price"), "x_costkit_list_price_unit": r.get("list_price_unit"),
             "x_costkit_invoice_discount": disc,
             "x_costkit_deducted_by_coupons": coup, "x_costkit_deducted_by_resource_package": pkg,
-            "x_costkit_net_cost": net, "x_costkit_bill_source": f"{r['source']} {r.get('origin') or ''}".strip(),
+            "x_costkit_deducted_by_cash_coupons": r.get("deducted_by_cash_coupons"),
+            "x_costkit_deducted_by_savings_plan": r.get("deducted_by_savings_plan"),
+            "x_costkit_other_deduction": r.get("other_deduction"),
+            "x_costkit_net_cost": net, "x_costkit_amount_rule": r.get("amount_rule"), "x_costkit_exact_cost": billed,
+            "x_costkit_bill_source": f"{r['source']} {r.get('origin') or ''}".strip(),
             "x_costkit_bill_line": int(r["line_no"]),
         })
     return rows
 
 
-def billed_focus_rows(store, month: str, *, source: str | None = None, mapping=None) -> list[dict]:
+def billed_focus_rows(store, month: str, *, source: str | None = None, mapping=None, account=None) -> list[dict]:
     """FOCUS rows of the billed side for `month`: one per stored bill line (mapped or not), the account of
     the import used."""
     from costkit.store.bills import bill_sources
     from costkit.store.bills import mapped_bill_lines
 
-    frame = mapped_bill_lines(store, month, source=source, mapping=mapping)
+    frame = mapped_bill_lines(store, month, source=source, mapping=mapping, account=account)
     acct = name = None
     if not frame.empty:
         srcs = bill_sources(store, month)
-        hit = srcs[srcs["source"] == frame["source"].iloc[0]]
+        hit = srcs[srcs["id"] == frame["import_id"].iloc[0]]
         if len(hit):
             acct, name = hit.iloc[0]["account_id"], hit.iloc[0]["account_name"]
     return billed_rows(frame, month, account_id=acct, account_name=name)
@@ -148,7 +158,6 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
     tags x price, so the export has one row per group, not per task. Returns (rows, warnings)."""
     from costkit.audit.bill_price import with_bill_price
     from costkit.core.catalog import ITEMS, UNITS
-    from costkit.core.money import round_money
     from costkit.engine.context import _context
     from costkit.engine.lines import _lines_query
     from costkit.engine.period import parse_period
@@ -185,8 +194,9 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
     if account_id is None:
         account_id, account_name = _month_account(store, month)
     acct = account_id or "unknown"
+    cents = _row_cents(store, period, settings, prices_file, rows)
     out = []
-    for day, item, cls, red, project, region, tags, unit, price, currency, src, qty, amount in rows:
+    for n, (day, item, cls, red, project, region, tags, unit, price, currency, src, qty, amount) in enumerate(rows):
         base_unit = ITEMS[item][0]
         p_unit, per, c_unit = PRICING_UNITS[base_unit]
         base_qty = Fraction(qty) * UNITS[unit][1]
@@ -198,7 +208,7 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
         svc_name, svc_cat = SERVICE.get(product, (None, "Other"))
         amount = _strip(amount)
         out.append({
-            "BilledCost": round_money(amount), "BillingAccountId": str(acct),
+            "BilledCost": cents[n], "BillingAccountId": str(acct),
             "BillingAccountName": str(account_name or acct), "BillingCurrency": currency,
             "BillingPeriodStart": p_start, "BillingPeriodEnd": p_end, "ChargeCategory": "Usage", "ChargeClass": None,
             "ChargeDescription": ITEMS[item][2], "ChargePeriodStart": _utc(d),
@@ -208,16 +218,37 @@ def expected_rows(store, month: str, *, settings=None, prices_file=None, account
             "ServiceName": svc_name or product, "ConsumedQuantity": to_decimal(base_qty), "ConsumedUnit": c_unit,
             "ListUnitPrice": to_decimal(per_base * per), "RegionId": region, "ResourceId": project,
             "SkuId": f"{product}:{code}" if code else None, "Tags": _task_tags(tags),
+            "ChargeFrequency": "Usage-Based", "InvoiceId": None, "ServiceSubcategory": SUBCATEGORY.get(product),
+            "SubAccountId": None, "SubAccountName": None,
             "x_costkit_source": "expected", "x_costkit_item": item, "x_costkit_storage_class": cls,
             "x_costkit_redundancy": red, "x_costkit_billing_date": day, "x_costkit_billing_item": None,
             "x_costkit_billing_item_code": code, "x_costkit_usage": None, "x_costkit_usage_unit": None,
             "x_costkit_list_price": _strip(price), "x_costkit_list_price_unit": unit,
             "x_costkit_invoice_discount": None, "x_costkit_deducted_by_coupons": None,
             "x_costkit_deducted_by_resource_package": None, "x_costkit_net_cost": amount,
+            "x_costkit_exact_cost": amount,
             "x_costkit_bill_source": None, "x_costkit_bill_line": None,
             "_price_source": src,
         })
     return out, warnings
+
+
+def _row_cents(store, period, settings, prices_file, rows) -> list:
+    """Each expected row's BilledCost: its share, by largest remainder of the rows' exact amounts, of the
+    engine's day x item line (costkit.engine.rounding), so the rows add up to the cost report exactly."""
+    from costkit.engine.history import price_history
+    from costkit.engine.rounding import allocate_cents
+
+    report = price_history(store, period, by="day", settings=settings, prices_file=prices_file)
+    lines = {(g["group"], item): Decimal(v) for g in report["groups"] for item, v in g["items"].items()}
+    parts: dict = {}
+    for n, r in enumerate(rows):
+        parts.setdefault((r[0], r[1]), {})[n] = Fraction(r[-1])
+    out = [None] * len(rows)
+    for key, p in parts.items():
+        for n, c in allocate_cents(lines.get(key, Decimal(0)), p).items():
+            out[n] = c
+    return out
 
 
 def _book_code(book, item: str, selectors: dict, instant) -> str | None:
@@ -254,12 +285,12 @@ def _month_account(store, month: str) -> tuple:
     return None, None
 
 
-def costkit_billed_lines(store, month: str, *, source=None, mapping=None) -> pd.DataFrame:
+def costkit_billed_lines(store, month: str, *, source=None, mapping=None, account=None) -> pd.DataFrame:
     """The month's mapped bill lines (`costkit.store.bills.mapped_bill_lines`) in costkit's own export schema: billing
     date as text, day bounds in UTC, `x_costkit_source = "billed"`, no project or tags (a bill line has none)."""
     from costkit.store.bills import mapped_bill_lines
 
-    frame = mapped_bill_lines(store, month, source=source, mapping=mapping)
+    frame = mapped_bill_lines(store, month, source=source, mapping=mapping, account=account)
     frame = frame.copy()
     frame["x_costkit_source"] = "billed"
     frame["billing_date"] = [d.isoformat() for d in frame["billing_date"]]

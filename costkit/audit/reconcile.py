@@ -60,6 +60,7 @@ from costkit.audit.bridge import bridges
 from costkit.audit.causes import explain_lines
 from costkit.audit.coverage import Coverage, month_coverage, task_days
 from costkit.audit.days import month_days
+from costkit.audit.learnt import own_bill_prices, trap_warning
 from costkit.audit.provenance import bill_imports, row_counts, runs, warn_if_not_final
 from costkit.audit.sides import add_billed, drop_not_audited, expected_lines
 from costkit.audit.tolerance import DEFAULT_FLOOR, DEFAULT_TOLERANCE, parse_floor, parse_tolerance
@@ -93,11 +94,13 @@ class _Inputs:
 
 
 def build_audit(store, month: str, *, tolerance=DEFAULT_TOLERANCE, floor=DEFAULT_FLOOR, prices_file=None,
-                settings=None, source: str | None = None, mapping=None, synthetic: bool = False) -> dict:
+                settings=None, source: str | None = None, mapping=None, synthetic: bool = False,
+                account: str | None = None) -> dict:
     """The audit model of `month` (YYYY-MM, Asia/Shanghai): see the module doc. `synthetic` marks a model
-    built from synthetic data (the demo): the report then carries a banner saying so."""
+    built from synthetic data (the demo): the report then carries a banner saying so. `account`: only that
+    account's bill lines (default: every account of the month)."""
     a = _read(store, month, tolerance=parse_tolerance(tolerance), floor=parse_floor(floor),
-              prices_file=prices_file, settings=settings, source=source, mapping=mapping)
+              prices_file=prices_file, settings=settings, source=source, mapping=mapping, account=account)
     tasks = task_days(store, a.period, a.imm_start)
     cov = month_coverage(store, a.period, a.days, tasks, a.warnings)
     lines = expected_lines(a.report)
@@ -119,7 +122,7 @@ def _reader_parts(a: _Inputs, model: dict, synthetic: bool) -> dict:
             "synthetic": bool(synthetic)}
 
 
-def _read(store, month: str, *, tolerance, floor, prices_file, settings, source, mapping) -> _Inputs:
+def _read(store, month: str, *, tolerance, floor, prices_file, settings, source, mapping, account=None) -> _Inputs:
     """The month's mapped bill and priced history (at the bill's price when the book has none); raises
     BadInput when no bill is stored or its currency is not the price book's."""
     from costkit.engine.context import _context
@@ -131,7 +134,7 @@ def _read(store, month: str, *, tolerance, floor, prices_file, settings, source,
     period = parse_period(month)
     days = month_days(month)
     warnings: list[str] = []
-    frame = mapped_bill_lines(store, month, source=source, mapping=mapping)
+    frame = mapped_bill_lines(store, month, source=source, mapping=mapping, account=account)
     if frame.empty:
         raise BadInput(f"no bill lines stored for {month}; run `costkit import-bill FILE` or `costkit fetch-bill "
                        f"--month {month}` first", field="--month")
@@ -162,6 +165,9 @@ def _model(a: _Inputs, lines: dict, cov: Coverage, not_audited: list) -> dict:
     bill_info, cutoff_bill = bill_imports(store, month, a.frame)
     run_rows = runs(store, period)
     warn_if_not_final(month, cutoff_bill, warnings)
+    learnt = own_bill_prices(a.book, month)
+    if learnt:
+        warnings.insert(0, trap_warning(learnt, month))
     if out_of_tolerance:
         warnings.insert(0, f"Out of tolerance: {', '.join(out_of_tolerance)}.")
     warnings += report["warnings"]
@@ -197,6 +203,7 @@ def _model(a: _Inputs, lines: dict, cov: Coverage, not_audited: list) -> dict:
                     "settings_file": a.settings.path,
                     "prices_file": None if a.prices_file is None else str(a.prices_file)},
         "prices": report["prices"],
+        "learnt_from_this_bill": {"warning": trap_warning(learnt, month), "entries": learnt},
         "billed_prices": sorted({p for r in items for p in r["list_prices"]}),
         "assumptions": report["assumptions"],
         "warnings": warnings,

@@ -24,7 +24,14 @@ class Line:
         self.gross = Fraction(0)
         self.disc = Fraction(0)
         self.coup = Fraction(0)
-        self.plan = Fraction(0)
+        self.vouch = Fraction(0)         # vouchers (代金券)
+        self.saving = Fraction(0)        # savings plan (节省计划)
+        self.other = Fraction(0)         # gross - stated deductions - payable
+        self.plan = Fraction(0)          # DeductedByResourcePackage as stated (a quantity, shown only)
+        self.qp = Fraction(0)            # usage covered by a resource plan, base unit
+        self.qp_free = Fraction(0)       # ... of it left out of the gross amount (not charged at all)
+        self.plan_money = Fraction(0)    # ... else the money the plan took off (part of gross - deductions - payable)
+        self.payable = Fraction(0)       # the lines' net (payable amount, or the fallback formula)
         self.expected = ZERO
         self.price_term = Fraction(0)
         self.pr_weighted = Fraction(0)   # sum of Qb_i x Pr_i
@@ -36,7 +43,8 @@ class Line:
 
     @property
     def net(self):
-        return self.gross - self.disc - self.coup - self.plan
+        """The billed net: the sum of the lines' payable amounts (never minus the plan quantity)."""
+        return self.payable
 
 
 def expected_lines(report: dict) -> dict:
@@ -83,6 +91,19 @@ def _reference_price(book, item, selectors, day, imm_start):
     return None if entry is None or entry.price is None else entry.per_base_unit()
 
 
+def plan_split(q, qp, gross, pb, other) -> tuple:
+    """(plan-covered usage left out of the gross amount, money the plan took off) of one bill line.
+
+    A bill may leave the usage a resource plan covered out of its gross amount (gross = (usage - covered) x
+    price), or charge it in gross and take it off again (then it is part of gross - stated deductions -
+    payable, up to covered x price). Whichever the gross amount is closer to is taken."""
+    if not qp or pb is None:
+        return Fraction(0), Fraction(0)
+    if abs(gross - (q - qp) * pb) <= abs(gross - q * pb):
+        return qp, Fraction(0)
+    return Fraction(0), max(Fraction(0), min(other, qp * pb))
+
+
 def add_billed(frame, lines: dict, book, imm_start) -> None:
     """Add the mapped bill lines of `frame` to `lines` (creating day x item lines the engine did not price):
     quantity, gross and the three deductions, the bill's list prices and the price term Qb x (Pb - Pr)."""
@@ -103,16 +124,25 @@ def add_billed(frame, lines: dict, book, imm_start) -> None:
         ln.gross += Fraction(gross)
         ln.disc += Fraction(rec.get("invoice_discount") or 0)
         ln.coup += Fraction(rec.get("deducted_by_coupons") or 0)
+        ln.vouch += Fraction(rec.get("deducted_by_cash_coupons") or 0)
+        ln.saving += Fraction(rec.get("deducted_by_savings_plan") or 0)
+        ln.payable += Fraction(rec.get("net_amount") or 0)
         ln.plan += Fraction(rec.get("deducted_by_resource_package") or 0)
+        qp = Fraction(rec["plan_quantity"]) if rec.get("plan_quantity") is not None else Fraction(0)
+        ln.qp += qp
         ln.line_nos.append(int(rec["line_no"]))
         if rec.get("list_price") is not None:
             ln.list_prices.add(f"{decimal_text(rec['list_price'])} {rec.get('list_price_unit') or ''}".strip())
         pb, _how = line_price(rec)
+        qp_free, plan_money = plan_split(q, qp, Fraction(gross), pb, Fraction(rec.get("other_deduction") or 0))
+        ln.qp_free += qp_free
+        ln.plan_money += plan_money
+        ln.other += Fraction(rec.get("other_deduction") or 0) - plan_money
         pr = _reference_price(book, rec["item"], rec.get("selectors") or {}, day, imm_start)
         if pr is None:
             pr = pb
         if pb is not None and pr is not None:
-            ln.price_term += q * (pb - pr)
+            ln.price_term += (q - qp_free) * (pb - pr)     # usage left out of gross is not priced
         if pr is not None:
             ln.pr_weighted += q * pr
             if ln.pr is None:

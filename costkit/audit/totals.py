@@ -12,8 +12,17 @@ from costkit.audit.sides import SPLICE
 from costkit.core.catalog import ITEM_KEYS, ITEMS
 from costkit.core.money import ZERO, fmt_quantity, round_money
 
-_SUMMED = ("billed_gross", "invoice_discount", "deducted_by_coupons", "deducted_by_resource_package", "billed_net",
-           "expected", "variance", "not_splicing")
+_DEDUCTIONS = ("invoice_discount", "deducted_by_coupons", "deducted_by_cash_coupons", "deducted_by_savings_plan",
+               "deducted_by_resource_package", "other_deduction")
+_SUMMED = ("billed_gross", *_DEDUCTIONS, "billed_net", "expected", "variance", "not_splicing")
+
+
+def _money(ln) -> dict:
+    """A line's money figures, each rounded half-up to cents (exact Fractions in)."""
+    return {"billed_gross": ln.gross, "invoice_discount": ln.disc, "deducted_by_coupons": ln.coup,
+            "deducted_by_cash_coupons": ln.vouch, "deducted_by_savings_plan": ln.saving,
+            "deducted_by_resource_package": ln.plan_money,
+            "other_deduction": ln.other}
 
 
 def item_rows(lines: dict, report: dict, tolerance, floor, currency: str) -> tuple[list, list, list]:
@@ -31,9 +40,8 @@ def item_rows(lines: dict, report: dict, tolerance, floor, currency: str) -> tup
 def _day_row(ln, unit: str) -> dict:
     return {"day": ln.day, "item": ln.item, "unit": unit, "billed_quantity": qty_text(ln.qb),
             "expected_quantity": qty_text(ln.qe), "quantity_delta": qty_text(ln.qb - ln.qe),
-            "billed_gross": money_text(ln.gross), "invoice_discount": money_text(ln.disc),
-            "deducted_by_coupons": money_text(ln.coup), "deducted_by_resource_package": money_text(ln.plan),
-            "billed_net": str(round_money(ln.net)), "expected": str(ln.expected), "variance": str(ln.variance),
+            **{k: money_text(v) for k, v in _money(ln).items()},
+            "covered_by_resource_plan": qty_text(ln.qp), "billed_net": str(round_money(ln.net)), "expected": str(ln.expected), "variance": str(ln.variance),
             "variance_pct": pct_text(ln.variance, ln.expected), "not_splicing": str(ln.unclaimed),
             "has_bill_line": ln.has_bill, "list_prices": sorted(ln.list_prices),
             "causes": cause_list(ln.causes, ln.counts)}
@@ -44,7 +52,7 @@ def _item_row(item: str, item_lines: list, day_rows: list, report: dict, toleran
     unit = ITEMS[item][0]
     agg = defaultdict(lambda: ZERO)
     counts = defaultdict(Fraction)
-    qb = qe = Fraction(0)
+    qb = qe = qp = Fraction(0)
     prices, lnos = set(), []
     bill_days = 0
     for _key, ln in item_lines:
@@ -54,9 +62,8 @@ def _item_row(item: str, item_lines: list, day_rows: list, report: dict, toleran
         bill_days += ln.has_bill
         prices |= ln.list_prices
         lnos += ln.line_nos
-        for k, v in (("billed_gross", round_money(ln.gross)), ("invoice_discount", round_money(ln.disc)),
-                     ("deducted_by_coupons", round_money(ln.coup)),
-                     ("deducted_by_resource_package", round_money(ln.plan)), ("billed_net", round_money(ln.net)),
+        qp += ln.qp
+        for k, v in (*((k, round_money(v)) for k, v in _money(ln).items()), ("billed_net", round_money(ln.net)),
                      ("expected", ln.expected), ("variance", ln.variance), ("not_splicing", ln.unclaimed)):
             agg[k] += v
         for k, v in ln.causes.items():
@@ -76,7 +83,7 @@ def _item_row(item: str, item_lines: list, day_rows: list, report: dict, toleran
     return {
         "item": item, "unit": unit, "description": ITEMS[item][2], "claim": "all" if item == SPLICE
         else "splicing share", "billed_quantity": qty_text(qb), "expected_quantity": qty_text(qe),
-        "quantity_delta": qty_text(qb - qe),
+        "quantity_delta": qty_text(qb - qe), "covered_by_resource_plan": qty_text(qp),
         "list_prices": sorted(prices), "book_price": None if book_entry is None else
         f"{book_entry['price']} {book_entry['currency']}/{book_entry['unit']}",
         **{k: str(agg[k]) for k in _SUMMED},
@@ -99,9 +106,7 @@ def kpis(item_rows: list, report: dict, unmapped) -> dict:
     finished = report["succeeded"] + report["failed"]
     return {
         "billed_gross": str(tot("billed_gross")),
-        "deductions": {"invoice_discount": str(tot("invoice_discount")),
-                       "deducted_by_coupons": str(tot("deducted_by_coupons")),
-                       "deducted_by_resource_package": str(tot("deducted_by_resource_package"))},
+        "deductions": {k: str(tot(k)) for k in _DEDUCTIONS},
         "billed_net": str(billed_net), "billed_attributable": str(attributable), "not_splicing": str(tot("not_splicing")),
         "expected": str(expected), "variance": str(variance), "variance_pct": pct_text(variance, expected),
         "direction": "none" if not variance else ("unfavourable" if variance > 0 else "favourable"),

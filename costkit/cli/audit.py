@@ -20,7 +20,8 @@ from costkit.cli.cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
                    "|variance| <= max(tolerance x |expected|, floor).")
 @click.option("--format", "fmt", type=click.Choice(["html", "json", "csv"]), default="html", show_default=True)
 @click.option("--out", type=str, help=OUT_HELP)
-@click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
+@click.option("--account", help="Only this account's bill lines (purchase account); default: every account.")
+@click.option("--source", hidden=True, help="Bill source as stored (csv, api:<account>); prefer --account.")
 @PRICES_OPTION
 @SETTINGS_OPTION
 @SITE_OPTION
@@ -28,7 +29,7 @@ from costkit.cli.cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
 @store_option
 @quiet_option
 @click.pass_context
-def audit_cmd(ctx, month, tolerance, floor, fmt, out, source, prices_file, settings_file, site, mapping_file):
+def audit_cmd(ctx, month, tolerance, floor, fmt, out, account, source, prices_file, settings_file, site, mapping_file):
     """Reconcile a month's bill with the stored task history: variances per day and item, explained.
 
     Exit 0 when every item is within tolerance, 3 when one is not (the report is written first).
@@ -52,8 +53,10 @@ def audit_cmd(ctx, month, tolerance, floor, fmt, out, source, prices_file, setti
     settings = load_settings(settings_file, site=site)
     with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
         model = build_audit(store, month, tolerance=tol, floor=fl, prices_file=prices_file, settings=settings,
-                            source=source, mapping=mapping_file)
+                            source=source, mapping=mapping_file, account=account)
     write_output(render_audit(model, fmt), out)
+    if model["learnt_from_this_bill"]["warning"]:
+        click.echo(f"costkit: warning: {model['learnt_from_this_bill']['warning']}", err=True)
     if out:
         info(f"wrote {out}", err=True)
     for r in model["items"]:

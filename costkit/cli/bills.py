@@ -12,6 +12,10 @@ from costkit.cli.cost import PRICES_OPTION, SETTINGS_OPTION, SITE_OPTION
 
 BILL_LINES_FORMAT_VERSION = 1   # of the `bill-lines` JSON
 
+ACCOUNT_OPTION = click.option("--account", help="Only this account's lines (the purchase account, 资源购买账号ID / "
+                                                "BillAccountID); default: every account the month holds.")
+# Kept for older scripts: one stored source (csv, api:<account>); --account is the way to choose now.
+SOURCE_OPTION = click.option("--source", hidden=True, help="Bill source as stored (csv, api:<account>).")
 MAPPING_OPTION = click.option("--mapping", "mapping_file", type=str,
                               help="Bill mapping file (default: the bundled costkit/data/bill-mapping.yaml).")
 
@@ -49,12 +53,13 @@ def _report_unmapped(store, summary, mapping_file) -> None:
 def import_bill_cmd(ctx, file, month, currency, mapping_file):
     """Import a console bill-details CSV (UTF-8, UTF-8 with BOM or GB18030; Chinese or English headers).
 
-    Importing a month again from the same source replaces it.
+    Files covering other products, accounts or days add to the month; importing the same scope again
+    replaces what that import brought; lines already stored by another import are stored once (skipped).
 
     \b
     Examples:
       costkit import-bill --store history.duckdb bill-2025-09.csv
-      costkit import-bill bill.csv --month 2025-09 --currency CNY -q
+      costkit import-bill oss-lines.csv --month 2025-09 --currency CNY -q
     """
     from costkit.sources.bills.mapping import load_mapping
     from costkit.store.bills import import_bill_csv
@@ -84,7 +89,8 @@ def import_bill_cmd(ctx, file, month, currency, mapping_file):
 @click.pass_context
 def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
     """Fetch a month's daily billing-item lines with BSS OpenAPI DescribeInstanceBill and store them
-    (credentials: the Alibaba Cloud default chain). Fetching a month again replaces it.
+    (credentials: the Alibaba Cloud default chain). Fetching the same scope (month and product codes) again
+    replaces what that fetch brought; another scope adds to the month.
 
     \b
     Examples:
@@ -110,7 +116,11 @@ def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
 
 @click.command("bill-lines")
 @click.option("--month", required=True, help="Billing month YYYY-MM (UTC+8).")
-@click.option("--source", help="Bill source (csv, api, csv:<account>...); default: the latest import.")
+@ACCOUNT_OPTION
+@SOURCE_OPTION
+@click.option("--sources", "list_sources", is_flag=True,
+              help="List the imports that make up the month instead: file or endpoint, account, products, days, "
+                   "lines and payable total.")
 @click.option("--unmapped", "only_unmapped", is_flag=True, help="Only the lines no mapping rule matched.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--out", type=str, help=OUT_HELP)
@@ -118,13 +128,14 @@ def fetch_bill_cmd(ctx, month, endpoint, product_codes, region, mapping_file):
 @store_option
 @wide_option
 @click.pass_context
-def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
-    """Show the stored bill lines of a month with their costkit item (mapped or not).
+def bill_lines_cmd(ctx, month, account, source, list_sources, only_unmapped, fmt, out, mapping_file):
+    """Show the stored bill lines of a month with their costkit item (mapped or not), or (--sources) the
+    imports that make up the month.
 
     \b
     Examples:
       costkit bill-lines --store history.duckdb --month 2025-09 --unmapped
-      costkit bill-lines --month 2025-09 --format csv --out lines.csv
+      costkit bill-lines --month 2025-09 --sources --format json --out -
     """
     from costkit.store.bills import mapped_bill_lines
     from costkit.outputs.text import text_table, to_json
@@ -134,15 +145,21 @@ def bill_lines_cmd(ctx, month, source, only_unmapped, fmt, out, mapping_file):
     out = check_writable(out)
     _month(month)
     with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
-        frame = mapped_bill_lines(store, month, source=source, mapping=mapping_file)
-    if only_unmapped and not frame.empty:
-        frame = frame[~frame["mapped"]]
-    cols = ["billing_date", "product_code", "billing_item_code", "billing_item", "instance_id", "usage",
-            "usage_unit", "pretax_gross_amount", "deductions", "pretax_amount", "currency", "item", "storage_class",
-            "redundancy", "quantity", "quantity_unit", "note"]
-    rows = [[_cell(r.get(c)) for c in cols] for r in frame.to_dict("records")]
+        if list_sources:
+            from costkit.store.bills import import_rows
+            cols, rows = import_rows(store, month, account=account)
+        else:
+            frame = mapped_bill_lines(store, month, source=source, mapping=mapping_file, account=account)
+    if not list_sources:
+        if only_unmapped and not frame.empty:
+            frame = frame[~frame["mapped"]]
+        cols = ["billing_date", "account", "product_code", "billing_item_code", "billing_item", "instance_id",
+                "usage", "usage_unit", "deducted_by_resource_package", "pretax_gross_amount", "deductions",
+                "other_deduction", "pretax_amount", "net_amount", "amount_rule", "currency", "item", "storage_class",
+                "redundancy", "quantity", "quantity_unit", "import_id", "note"]
+        rows = [[_cell(r.get(c)) for c in cols] for r in frame.to_dict("records")]
     if fmt == "json":
-        text = to_json({"format_version": BILL_LINES_FORMAT_VERSION, "month": month, "lines": [dict(zip(cols, r)) for r in rows]})
+        text = to_json({"format_version": BILL_LINES_FORMAT_VERSION, "month": month, "imports" if list_sources else "lines": [dict(zip(cols, r)) for r in rows]})
     elif fmt == "csv":
         import io
 
@@ -173,11 +190,12 @@ def _cell(v):
 @click.command("learn")
 @click.option("--month", required=True, help="Billing month YYYY-MM whose stored bill lines to learn from.")
 @click.option("--out", type=str, help="Write the overlay here (default, or `-`: stdout).")
-@click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
+@ACCOUNT_OPTION
+@SOURCE_OPTION
 @MAPPING_OPTION
 @store_option
 @click.pass_context
-def prices_learn_cmd(ctx, month, out, source, mapping_file):
+def prices_learn_cmd(ctx, month, out, account, source, mapping_file):
     """Derive unit prices from a month's bill lines into a user price overlay (confidence: bill).
 
     Use the file with --prices; this is how the unknown ImageSplicing price gets filled in.
@@ -194,7 +212,7 @@ def prices_learn_cmd(ctx, month, out, source, mapping_file):
     out = check_writable(out)
     _month(month)
     with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
-        result = learn_prices(store, month, source=source, mapping=mapping_file)
+        result = learn_prices(store, month, source=source, mapping=mapping_file, account=account)
     write_output(result.yaml_text(), out)
     for e in result.entries:
         sel = ",".join(f"{k}={v}" for k, v in sorted(e["selectors"].items()))
@@ -214,7 +232,11 @@ def prices_learn_cmd(ctx, month, out, source, mapping_file):
 @click.option("--schema", type=click.Choice(["focus", "costkit"]), default="focus", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--out", required=True, type=str)
-@click.option("--source", help="Bill source (csv, api, ...); default: the latest import of the month.")
+@click.option("--rows", "rows_kind", type=click.Choice(["billed", "expected", "both"]), default="billed",
+              show_default=True, help="billed: the bill as FOCUS (BilledCost sums to the payable total); expected: "
+                                      "costkit's expected charges; both: one file, told apart by x_costkit_source.")
+@ACCOUNT_OPTION
+@SOURCE_OPTION
 @click.option("--csv-raw", "csv_raw", is_flag=True,
               help="CSV for machines: text cells verbatim, without the ' that keeps spreadsheets from running "
                    "cells that begin with = + - @ as formulas.")
@@ -224,16 +246,17 @@ def prices_learn_cmd(ctx, month, out, source, mapping_file):
 @SITE_OPTION
 @store_option
 @click.pass_context
-def export_cmd(ctx, month, schema, fmt, out, source, csv_raw, mapping_file, prices_file, settings_file, site):
+def export_cmd(ctx, month, schema, fmt, out, rows_kind, account, source, csv_raw, mapping_file, prices_file,
+               settings_file, site):
     """Write a month's charges for finance dashboards: FOCUS 1.2 columns (or costkit's own), CSV or Parquet.
 
     Billed charges come from the stored bill lines (x_costkit_source=billed), expected charges from the cost
-    engine, summed per day x item x class x project x tags (x_costkit_source=expected).
+    engine's day x item lines, handed out per class x project x tags (x_costkit_source=expected).
 
     \b
     Examples:
       costkit export --store history.duckdb --month 2025-09 --out focus-2025-09.csv
-      costkit export --month 2025-09 --format parquet --out focus.parquet
+      costkit export --month 2025-09 --rows both --format parquet --out focus.parquet
     """
     from costkit.core.csvsafe import raw_csv
     from costkit.outputs.focus import export_month
@@ -246,7 +269,8 @@ def export_cmd(ctx, month, schema, fmt, out, source, csv_raw, mapping_file, pric
     with Store.open(store_path(ctx, create=False), create=False, read_only=True) as store:
         with raw_csv(csv_raw):
             n, notes = export_month(store, month, schema=schema, fmt=fmt, out=out, source=source,
-                                    mapping=mapping_file, settings=settings, prices_file=prices_file)
+                                    mapping=mapping_file, settings=settings, prices_file=prices_file,
+                                    rows_kind=rows_kind, account=account)
     for note in notes:
         click.echo(f"costkit: note: {note}", err=True)
     click.echo(f"wrote {out} ({n} rows, schema {schema}, {fmt})")

@@ -162,7 +162,8 @@ def prices_check(files):
 @quiet_option
 def demo_cmd(out_dir):
     """Run the embedded example: forecast the bundled scenario, then audit a SYNTHETIC month end to end
-    (local IMM and BSS servers on 127.0.0.1, real SDKs, planted discrepancies) and write the reports.
+    (a local IMM server on 127.0.0.1 and the real SDK, a synthetic bill in two console exports, planted
+    discrepancies) and write the reports.
 
     \b
     Examples:
@@ -179,7 +180,7 @@ def demo_cmd(out_dir):
 
     from costkit.demo.audit import MONTH, run_demo_audit
     info(f"\nSYNTHETIC audit of {MONTH}: collecting from a local IMM server with a planted collector outage, "
-               "fetching a synthetic bill from a local BSS server ...")
+         "importing a synthetic bill from two console exports (IMM lines, OSS lines) ...")
     audit = run_demo_audit(out_dir)
     info(audit.collection_line)
     for w in audit.warnings:

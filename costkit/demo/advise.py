@@ -78,6 +78,7 @@ def run_demo_advise(out_dir, store_path, prices, month: str) -> tuple[list[Path]
     with Store.open(store_path) as store:
         planted = synthetic_facts(store)
         model = advise(store, parse_period(month), prices_file=prices)
+    model["synthetic"] = True   # the report's banner: no figure in the demo is a real charge
     paths = [out / "advise.html", out / "advise.json"]
     for p, fmt in zip(paths, ("html", "json")):
         write_output(render_advise(model, fmt), str(p))

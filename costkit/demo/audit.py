@@ -6,9 +6,10 @@
    the daily runs of MISSED_RUNS do not happen, so the outage is longer than IMM's 7-day retention, the
    tasks of MISSED_DAY are really lost and the collector's retention guard warns;
 2. bills every synthetic task (the lost day too) as DescribeInstanceBill lines with two more planted
-   discrepancies (a different ImageSplicing unit price on PRICE_DAYS and a resource-plan deduction on
-   PLAN_DAY), plus a whole-bucket OSS storage line per day and an unmapped outbound-traffic line; serves
-   them from the local BSS server and fetches them through the real BSS SDK;
+   discrepancies (a different ImageSplicing unit price on PRICE_DAYS and splices covered by a resource plan
+   on PLAN_DAY), plus a whole-bucket OSS storage line per day and an unmapped outbound-traffic line; writes
+   them as two console exports in the real 39-column header (the IMM lines and the OSS lines, as a month
+   often arrives) and imports both: the month is their union, and the demo lists the imports that make it up;
 3. audits the month against a SYNTHETIC contract price (written to `out_dir/prices-demo.yaml`) and writes
    the audit as HTML, JSON and CSV.
 
@@ -27,7 +28,7 @@ PRICE_DAYS = ("2025-08-21", "2025-08-22", "2025-08-23", "2025-08-24")
 CONTRACT_PRICE = "2.5"        # CNY per 1,000 calls (synthetic)
 BILLED_PRICE = "3"            # the planted different unit price
 PLAN_DAY = "2025-08-25"
-PLAN_AMOUNT = "0.20"          # CNY deducted by a resource plan
+PLAN_CALLS = 20               # splices a resource plan covers that day (a quantity; 0.05 CNY at the contract price)
 BUCKET_GB = 100               # the synthetic bucket holds this much all month (splicing targets are a sliver)
 PER_DAY = 120
 
@@ -71,7 +72,7 @@ def demo_bill_items(month: str = MONTH, per_day: int = PER_DAY) -> list[dict]:
             t.update(Status="Succeeded", EndTime=fmt_time(parse_time(t["StartTime"]) + timedelta(seconds=40)))
     items = synthetic_bill_items(tasks, month, list_price=CONTRACT_PRICE,
                                  price_overrides={d: BILLED_PRICE for d in PRICE_DAYS},
-                                 resource_plan={PLAN_DAY: PLAN_AMOUNT})
+                                 resource_plan={PLAN_DAY: PLAN_CALLS})
     y, m = (int(x) for x in month.split("-"))
     d = date(y, m, 1)
     storage_price = "0.12"
@@ -86,16 +87,40 @@ def demo_bill_items(month: str = MONTH, per_day: int = PER_DAY) -> list[dict]:
     return items
 
 
+ACCOUNT = ("1000000000000001", "synthetic-demo@example.com")
+
+
+def demo_bill_files(out: Path, per_day: int = PER_DAY) -> dict:
+    """The SYNTHETIC bill as two console exports in the real 39-column header, as a month often arrives:
+    {"imm": out/bill-{MONTH}-imm.csv, "oss": out/bill-{MONTH}-oss.csv}."""
+    from costkit.testing.synthetic_bill import write_console_csv
+
+    files = {}
+    items = demo_bill_items(MONTH, per_day)
+    for n, it in enumerate(items, start=1):
+        it.update(BillAccountID=ACCOUNT[0], BillAccountName=ACCOUNT[1], OwnerID=ACCOUNT[0],
+                  OwnerAccountName=ACCOUNT[1], BillingCycle=MONTH, RecordID=f"synthetic-{n}")
+    for product in ("imm", "oss"):
+        files[product] = write_console_csv([i for i in items if i["ProductCode"] == product],
+                                           out / f"bill-{MONTH}-{product}.csv", layout="console39")
+    return files
+
+
+def _sources_table(store) -> list[str]:
+    """`costkit bill-lines --sources`: the imports that make up the month, one line each."""
+    from costkit.store.bills import import_rows
+    _, rows = import_rows(store, MONTH)
+    return [f"  import #{r[0]}: {r[2]} (account {r[3]}, products {r[4]}, {r[5]}..{r[6]}): {r[7]} lines, "
+            f"payable {r[8]} CNY" for r in rows]
+
+
 def run_demo_audit(out_dir, *, per_day: int = PER_DAY) -> DemoAudit:
     from costkit.audit.reconcile import build_audit
     from costkit.outputs.audit import render_audit
-    from costkit.sources.bills.bss import BillRetry
-    from costkit.store.bills import fetch_bill
+    from costkit.store.bills import import_bill_csv
     from costkit.outputs.files import write_output
     from costkit.demo.history import run_synthetic_collection
     from costkit.store.db import Store
-    from costkit.testing.bss_server import BSSServer
-    from costkit.testing.imm_server import TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,17 +132,17 @@ def run_demo_audit(out_dir, *, per_day: int = PER_DAY) -> DemoAudit:
     prices.write_text(PRICES_YAML, encoding="utf-8")
     coll = run_synthetic_collection(store_path, MONTH, per_day=per_day, skip_runs=MISSED_RUNS)
     with Store.open(store_path) as store:
-        with BSSServer(demo_bill_items(MONTH, per_day), account_name="synthetic-demo@example.com") as srv:
-            summary = fetch_bill(store, MONTH, endpoint=srv.endpoint,
-                                 credentials=(TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET),
-                                 retry=BillRetry(base=0.01))
+        lines = []
+        for product, path in demo_bill_files(out, per_day).items():
+            lines.append("SYNTHETIC " + import_bill_csv(store, path).line())
+        lines += _sources_table(store)
         model = build_audit(store, MONTH, prices_file=prices, synthetic=True)
     paths = {}
     for fmt in ("html", "json", "csv"):
         paths[fmt] = out / f"audit-{MONTH}.{fmt}"
         write_output(render_audit(model, fmt), str(paths[fmt]))
     return DemoAudit(store=store_path, html=paths["html"], json=paths["json"], csv=paths["csv"], prices=prices,
-                     status=model["status"], collection_line=coll.line(), bill_line="SYNTHETIC " + summary.line(),
+                     status=model["status"], collection_line=coll.line(), bill_line="\n".join(lines),
                      warnings=list(coll.warnings), found=planted_findings(model))
 
 
@@ -145,4 +170,4 @@ def planted_findings(model: dict) -> dict:
             "resource plan": cause(PLAN_DAY, "resource_plan")}
 
 
-__all__ = ["run_demo_audit", "demo_bill_items", "planted_findings", "DemoAudit"]
+__all__ = ["run_demo_audit", "demo_bill_items", "demo_bill_files", "planted_findings", "DemoAudit"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from costkit.engine.coefficients import Model
-from costkit.engine.history_sql import (PERIOD_TASKS, group_key_sql, setup_tables, source_sums_sql,
+from costkit.engine.history_sql import (DAY_AND, PERIOD_TASKS, group_key_sql, setup_tables, source_sums_sql,
                                         target_ctes)
 from costkit.engine.period import Period, period_cuts, segment_sql
 
@@ -54,7 +54,7 @@ def _source_rows(con, model: Model, by: str, bounds: list[int], params: dict, ro
 
 
 def _target_sql(by: str, model: Model, bounds: list[int]) -> str:
-    skey = "k.day" if by == "day" else "tg"
+    skey = "k.day" if by == "day" else "(k.day || chr(31) || tg)" if by.startswith(DAY_AND) else "tg"
     return f"""WITH {target_ctes(by, model)}
         SELECT 'T' AS kind, {group_key_sql(by, 'c')} AS gkey, {segment_sql('c', bounds)} AS seg, cls, NULL AS red,
                count(*)::HUGEINT AS a, count(*) FILTER (WHERE status = 'Succeeded')::HUGEINT AS b,
@@ -121,10 +121,11 @@ _GONE = "o.size IS NULL AND o.gone"
 def aggregate(con, model: Model, period: Period, by: str, bounds: list[int]) -> Aggregate:
     """The exact integer quantity sums of `period` per (group, segment, item, class, redundancy) and the
     report's counts (quantities in the item's integer sub-units: calls, requests, bytes, byte-hours)."""
-    cuts = period_cuts(period, bounds, by == "day")
+    cuts = period_cuts(period, bounds, by == "day" or by.startswith(DAY_AND))
     params = setup_tables(con, model, period, cuts)
-    if by.startswith("tag:"):
-        key = by[4:].replace('"', '\\"')
+    tag_by = by[len(DAY_AND):] if by.startswith(DAY_AND) else by
+    if tag_by.startswith("tag:"):
+        key = tag_by[4:].replace('"', '\\"')
         params["tagpath"] = f'$."{key}"'
     rows: list = []
     unknown_sources, cold_sources, gone_sources = _source_rows(con, model, by, bounds, params, rows)

@@ -31,8 +31,11 @@ exactly (Fractions).
   (`source_size_mb`, `source_storage_class`, `target_size_mb`, `target_storage_class`, ...); the report warns
   with the number of tasks affected.
 
-**Money.** One rule (costkit.money). A report line (item x period, or item x group with `--by`) is its exact
-sum, rounded half-up to 2 decimals; `items` and `total` are sums of rounded lines, so the tables add up.
+**Money.** One rule (costkit.money), one figure (costkit.engine.rounding). The report is built from day x item
+lines (Asia/Shanghai days), each its exact sum rounded half-up to 2 decimals once; `items` and `total` are
+sums of those lines, whatever `--by` is, so `cost --month`, `--by day` and `--by project` agree to the cent.
+A `--by project` or `--by tag:KEY` group gets its share of each day x item line's cents by largest remainder
+of its exact amount, and keeps the exact amount (`exact_total`, 18 decimals).
 Charge lines (`--lines`) carry `amount` as DECIMAL(38,18): the exact amount of that task, hour and item,
 rounded half-up at the 18th decimal (hourly storage amounts such as 0.12/720 per GB have no finite decimal
 expansion). `quantity` is in the price entry's `unit` (e.g. `10000 requests`, `GB-month`), DECIMAL(38,18),
@@ -46,12 +49,15 @@ module: the report and the DataFrames. Rendering the report: `costkit.outputs.co
 """
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
 
-from costkit.core.money import ZERO, fmt_quantity, round_money
+from costkit.core.money import ZERO, fmt_quantity
 from costkit.engine.aggregate import aggregate
 from costkit.engine.context import memory_limit, pricing_context
 from costkit.engine.history_price import price_aggregate, report_warnings
+from costkit.engine.history_sql import DAY_AND
+from costkit.engine.rounding import day_item_figures
 from costkit.engine.lines import lines_query
 from costkit.engine.period import Period, parse_by
 from costkit.engine.profile import plain
@@ -66,27 +72,36 @@ def _group_label(by: str, gkey: str) -> str:
     return gkey
 
 
+def _fine_by(by: str) -> str:
+    """The engine's grouping for a report `by`: always per day, and per the task's group when `by` has one."""
+    return "day" if by in ("item", "day") else DAY_AND + by
+
+
+def _split_key(fine: str, gkey: str) -> tuple[str, str]:
+    if fine == "day":
+        return gkey, gkey
+    day, _, group = gkey.partition("\x1f")
+    return day, group
+
+
 def price_history(store, period: Period, *, by: str = "item", settings=None, prices_file=None) -> dict:
     """The cost report of `period` as one model (a dict; money as decimal strings). See the module doc."""
     by = parse_by(by)
     settings, book, model, bounds = pricing_context(store, period, settings, prices_file)
+    fine = _fine_by(by)
     with store._lock, memory_limit(store._con):
-        agg = aggregate(store._con, model, period, by, bounds)
+        agg = aggregate(store._con, model, period, fine, bounds)
     priced = price_aggregate(agg, model, book, period, bounds)
-    rounded = {k: round_money(v) for k, v in priced.lines.items()}
+    exact = {(*_split_key(fine, g), item): v for (g, item), v in priced.lines.items()}
+    day_lines, alloc = day_item_figures(exact)
     items = {k: ZERO for k in ITEM_KEYS}
     quantities = {k: Fraction(0) for k in ITEM_KEYS}
-    for (gkey, item), v in rounded.items():
+    for (day, item), v in day_lines.items():
         items[item] += v
-        quantities[item] += priced.quantities[(gkey, item)]
+    for (g, item), q in priced.quantities.items():
+        quantities[item] += q
     total = sum(items.values(), ZERO)
-    groups = []
-    if by != "item":
-        for gkey in sorted({g for g, _ in rounded}):
-            gi = {k: rounded.get((gkey, k), ZERO) for k in ITEM_KEYS}
-            gq = {k: fmt_quantity(priced.quantities.get((gkey, k), 0)) for k in ITEM_KEYS}
-            groups.append({"group": _group_label(by, gkey), "items": {k: str(v) for k, v in gi.items()},
-                           "quantities": gq, "total": str(sum(gi.values(), ZERO))})
+    groups = [] if by == "item" else _groups(by, fine, day_lines, alloc, exact, priced.quantities)
     splices = quantities["imm.ImageSplicing"]
     return {
         "format_version": FORMAT_VERSION,
@@ -107,6 +122,34 @@ def price_history(store, period: Period, *, by: str = "item", settings=None, pri
                         "settings_file": settings.path},
         "warnings": report_warnings(agg, priced, model),
     }
+
+
+def _groups(by: str, fine: str, day_lines: dict, alloc: dict, exact: dict, quantities: dict) -> list[dict]:
+    """The report groups: days (their day x item lines), or projects / tag values (their allocated cents,
+    summed over the days, with their exact amounts)."""
+    amounts: dict = {}
+    exacts: dict = {}
+    qty: dict = {}
+    if by == "day":
+        amounts = dict(day_lines)
+    else:
+        for (day, g, item), v in alloc.items():
+            amounts[(g, item)] = amounts.get((g, item), ZERO) + v
+        for (day, g, item), v in exact.items():
+            exacts[g] = exacts.get(g, Fraction(0)) + v
+    for (gkey, item), q in quantities.items():
+        g = _split_key(fine, gkey)[0 if by == "day" else 1]
+        qty[(g, item)] = qty.get((g, item), Fraction(0)) + q
+    out = []
+    for g in sorted({g for g, _ in amounts} | {g for g, _ in qty}):
+        gi = {k: amounts.get((g, k), ZERO) for k in ITEM_KEYS}
+        row = {"group": _group_label(by, g), "items": {k: str(v) for k, v in gi.items()},
+               "quantities": {k: fmt_quantity(qty.get((g, k), 0)) for k in ITEM_KEYS},
+               "total": str(sum(gi.values(), ZERO))}
+        if by != "day":
+            row["exact_total"] = fmt_quantity(exacts.get(g, Fraction(0)), 18)
+        out.append(row)
+    return out
 
 
 def cost_frames(store, period, *, by: str = "item", settings=None, prices_file=None, lines: bool = False,

@@ -9,8 +9,13 @@ from costkit.engine.coefficients import Model
 from costkit.engine.period import HOUR_US, Period, day_sql, segment_sql
 
 
+DAY_AND = "day|"    # `day|project`, `day|tag:KEY`: the day and the task's group, joined by chr(31)
+
+
 def _tg(by: str, prefix: str = "") -> str:
     """The task's own group key (project / tag), '' otherwise (day keys come from hours)."""
+    if by.startswith(DAY_AND):
+        by = by[len(DAY_AND):]
     if by == "project":
         return f"{prefix}project"
     if by.startswith("tag:"):
@@ -20,6 +25,8 @@ def _tg(by: str, prefix: str = "") -> str:
 
 def group_key_sql(by: str, hour_col: str) -> str:
     """SQL: the report group of a row (the day of `hour_col` with `--by day`, else the task's group `tg`)."""
+    if by.startswith(DAY_AND):
+        return f"({day_sql(hour_col)} || chr(31) || tg)"
     return day_sql(hour_col) if by == "day" else "tg"
 
 
@@ -275,4 +282,4 @@ def source_sums_sql(by: str, model: Model, bounds: list[int]) -> str:
         GROUP BY ALL"""
 
 
-__all__ = ["PERIOD_TASKS", "group_key_sql", "setup_tables", "source_ctes", "target_ctes", "source_sums_sql"]
+__all__ = ["DAY_AND", "PERIOD_TASKS", "group_key_sql", "setup_tables", "source_ctes", "target_ctes", "source_sums_sql"]

@@ -6,8 +6,9 @@ The interval is the Asia/Shanghai billing `day` by default (the bill's own granu
 cut there, and `charge_start`/`charge_end` say which part of it the row covers.
 
 `amount` is DECIMAL(38,18): the exact amount of that task, item and interval, rounded half-up at the 18th decimal
-(storage amounts such as 0.12/720 per GB-hour have no finite decimal expansion); the lines of an item add up to
-its exact amount within 10^-18 per line, so rounded to the cent they give the report's figure. `quantity` is in
+(storage amounts such as 0.12/720 per GB-hour have no finite decimal expansion); the lines add up to the exact
+amount within 10^-18 per line, so the lines of a billing day and item (at day or hour granularity), summed and
+rounded half-up to the cent, give the report's day x item figure, as the bill rounds. `quantity` is in
 the price entry's `unit` (e.g. `10000 requests`, `GB-month`), DECIMAL(38,18), and `unit_price` is the entry's
 price as written in the book. Report lines never come from these rounded lines (costkit.engine.history).
 """

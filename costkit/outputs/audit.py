@@ -9,8 +9,10 @@ from costkit.core import csvsafe
 from costkit.core.errors import BadInput
 
 CSV_COLUMNS = ["scope", "day", "item", "unit", "billed_quantity", "expected_quantity", "quantity_delta",
-               "billed_gross", "invoice_discount", "deducted_by_coupons", "deducted_by_resource_package",
+               "covered_by_resource_plan", "billed_gross", "invoice_discount", "deducted_by_coupons",
+               "deducted_by_cash_coupons", "deducted_by_savings_plan", "deducted_by_resource_package", "other_deduction",
                "billed_net", "expected", "variance", "variance_pct", "not_splicing", "status", "causes"]
+_FIGURES = CSV_COLUMNS[4:-2]
 
 
 def audit_csv(model: dict) -> str:
@@ -23,10 +25,10 @@ def audit_csv(model: dict) -> str:
         return "; ".join(f"{c['cause']}={c['amount']}" for c in r["causes"])
 
     for r in model["items"]:
-        w.writerow(["month", model["month"], r["item"], r["unit"], *[r[k] for k in CSV_COLUMNS[4:16]],
+        w.writerow(["month", model["month"], r["item"], r["unit"], *[r[k] for k in _FIGURES],
                     r["status"], causes(r)])
     for r in model["days"]:
-        w.writerow(["day", r["day"], r["item"], r["unit"], *["" if r[k] is None else r[k] for k in CSV_COLUMNS[4:16]],
+        w.writerow(["day", r["day"], r["item"], r["unit"], *["" if r[k] is None else r[k] for k in _FIGURES],
                     "", causes(r)])
     return buf.getvalue()
 

@@ -109,11 +109,11 @@ def concat_focus(*frames: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def focus_billed(store, month: str, *, source: str | None = None, mapping=None) -> pd.DataFrame:
+def focus_billed(store, month: str, *, source: str | None = None, mapping=None, account=None) -> pd.DataFrame:
     """The billed side of the FOCUS export for `month`: one row per stored bill line (see the module doc)."""
     from costkit.audit.focus_rows import billed_focus_rows
 
-    return focus_frame(billed_focus_rows(store, month, source=source, mapping=mapping))
+    return focus_frame(billed_focus_rows(store, month, source=source, mapping=mapping, account=account))
 
 
 def _expected_frame(rows: list[dict]) -> pd.DataFrame:
@@ -186,11 +186,11 @@ COSTKIT_COLUMNS = [
 ]
 
 
-def costkit_billed(store, month: str, *, source=None, mapping=None) -> pd.DataFrame:
+def costkit_billed(store, month: str, *, source=None, mapping=None, account=None) -> pd.DataFrame:
     """The billed side in costkit's schema: the month's mapped bill lines, columns in COSTKIT_COLUMNS order."""
     from costkit.audit.focus_rows import costkit_billed_lines
 
-    frame = costkit_billed_lines(store, month, source=source, mapping=mapping)
+    frame = costkit_billed_lines(store, month, source=source, mapping=mapping, account=account)
     return frame[[n for n, _ in COSTKIT_COLUMNS]]
 
 
@@ -204,30 +204,43 @@ def costkit_expected(rows: list[dict], month: str) -> pd.DataFrame:
     return frame
 
 
+ROW_CHOICES = ("billed", "expected", "both")
+
+
 def export_month(store, month: str, *, schema: str, fmt: str, out, source=None, mapping=None, settings=None,
-                 prices_file=None) -> tuple[int, list[str]]:
-    """`costkit export`: write the month's billed charges (every stored bill line) and expected charges (the
-    cost engine's charge lines summed per day x item x class x redundancy x project x tags); returns
-    (rows, notes). `x_costkit_source` tells them apart."""
+                 prices_file=None, rows_kind: str = "billed", account=None) -> tuple[int, list[str]]:
+    """`costkit export`: write the month's billed charges (every stored bill line: the default, so that a
+    dashboard summing BilledCost gets the invoice's payable total), or the expected charges (the cost
+    engine's day x item lines handed out per class x redundancy x project x tags), or both in one file
+    (`x_costkit_source` tells them apart); returns (rows, notes)."""
     from costkit.audit.focus_rows import expected_rows
 
     if schema not in ("focus", "costkit"):
         raise BadInput(f"unknown schema {schema!r} (focus or costkit)", field="--schema")
-    rows, notes = expected_rows(store, month, settings=settings, prices_file=prices_file)
+    if rows_kind not in ROW_CHOICES:
+        raise BadInput(f"expected one of {', '.join(ROW_CHOICES)}, got {rows_kind!r}", field="--rows")
+    rows, notes = [], []
+    if rows_kind != "billed":
+        rows, notes = expected_rows(store, month, settings=settings, prices_file=prices_file)
     if schema == "focus":
-        billed = focus_billed(store, month, source=source, mapping=mapping)
+        billed = focus_billed(store, month, source=source, mapping=mapping, account=account)
+        if rows_kind == "expected":
+            billed = billed.iloc[0:0]
         expected = _expected_frame(rows)
         frame = concat_focus(billed, expected)
         write_focus(frame, out, fmt)
     else:
-        billed = costkit_billed(store, month, source=source, mapping=mapping)
+        billed = costkit_billed(store, month, source=source, mapping=mapping, account=account)
+        if rows_kind == "expected":
+            billed = billed.iloc[0:0]
         expected = costkit_expected(rows, month)
         frame = pd.concat([f for f in (billed, expected) if len(f)], ignore_index=True) if (
             len(billed) or len(expected)) else billed
         cols = [{"name": n, "type": t, "nullable": True} for n, t in COSTKIT_COLUMNS]
         write_table(frame, out, fmt, cols)
-    if billed.empty:
-        notes.append(f"no bill lines stored for {month}: only expected charges are exported")
-    if not rows:
-        notes.append(f"no priced task history for {month}: only billed charges are exported")
+    if billed.empty and rows_kind != "expected":
+        notes.append(f"no bill lines stored for {month}" + (": only expected charges are exported" if rows else ""))
+    if not rows and rows_kind != "billed":
+        notes.append(f"no priced task history for {month}" + (": only billed charges are exported"
+                                                              if len(billed) else ""))
     return len(frame), notes

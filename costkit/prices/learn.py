@@ -126,14 +126,15 @@ def line_price(rec: dict) -> tuple[Fraction | None, str]:
     return None, f"{list_note}; no usage to divide the gross amount by"
 
 
-def learn_prices(store, month: str, *, source: str | None = None, mapping=None) -> LearnResult:
+def learn_prices(store, month: str, *, source: str | None = None, mapping=None,
+                 account: str | None = None) -> LearnResult:
     """Derive a price overlay from the stored bill lines of `month` (see the module doc)."""
-    frame = mapped_bill_lines(store, month, source=source, mapping=mapping)
+    frame = mapped_bill_lines(store, month, source=source, mapping=mapping, account=account)
     if frame.empty:
         raise BadInput(f"no bill lines stored for {month}; run `costkit import-bill` or `costkit fetch-bill` "
                        "first", field="--month")
     srcs = bill_sources(store, month)
-    src_row = srcs[srcs["source"] == frame["source"].iloc[0]].iloc[0]
+    src_row = srcs[srcs["id"] == frame["import_id"].iloc[0]].iloc[0]
     currencies = sorted({c for c in frame["currency"] if c})
     if len(currencies) != 1 or currencies[0] not in SITE_OF:
         raise BadInput(f"bill lines of {month} are in {', '.join(currencies) or 'no currency'}; a price overlay "

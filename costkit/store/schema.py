@@ -161,9 +161,15 @@ def _migration_lifecycle(con) -> None:
     con.execute("ALTER TABLE collection_runs ADD COLUMN covered_end TIMESTAMPTZ")
 
 
+def _migration_bill_identity(con) -> None:
+    """Bill lines keyed by their natural key; imports with their scope (`costkit.store.bill_identity`)."""
+    from costkit.store.bill_identity import migration_bill_identity
+    migration_bill_identity(con)
+
+
 # Ordered; never edit or reorder an applied migration: append a new one (version = index + 1).
 MIGRATIONS = [_migration_1, _migration_objects_buckets, _migration_bills, _migration_task_digest,
-              _migration_lifecycle]
+              _migration_lifecycle, _migration_bill_identity]
 
 
 

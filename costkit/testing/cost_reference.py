@@ -48,13 +48,17 @@ class _Run:
     fact: object      # uri -> the object's row (`_COLS`) or None
     pricer: Pricer = field(init=False)
     amounts: dict = field(default_factory=lambda: {k: Fraction(0) for k in ITEM_KEYS})
+    days: dict = field(default_factory=dict)     # (Asia/Shanghai day index, item) -> exact Fraction
 
     def __post_init__(self):
         self.pricer = Pricer(self.book)
 
     def add(self, item, sel, h, q):
         if q:
-            self.amounts[item] += self.pricer.amount(item, sel, _at(h), q)
+            a = self.pricer.amount(item, sel, _at(h), q)
+            self.amounts[item] += a
+            key = ((h + 8) // 24, item)
+            self.days[key] = self.days.get(key, Fraction(0)) + a
 
 
 def _open(store, settings, prices_file, lookup: str) -> _Run:
@@ -164,6 +168,8 @@ def _target_charges(run: _Run, row, next_write: dict, period, in_period: bool) -
     if a < z:
         cuts = sorted({_hour(t) for t in run.book.boundaries("oss.Storage") if a < _hour(t) < z})
         pts = [a, *cuts, z]
+        day_cuts = [x for x in range(a - (a + 8) % 24 + 24, z) if x > a]   # Asia/Shanghai midnights
+        pts = sorted({*pts, *day_cuts})
         for x, y in zip(pts, pts[1:]):
             run.add("oss.Storage", sel, x, bb / GB * (y - x))
     if d is not None and h0 <= d < h1 and d - h < ut.early_deletion_hours:
@@ -171,7 +177,8 @@ def _target_charges(run: _Run, row, next_write: dict, period, in_period: bool) -
 
 
 def reference_cost(store, period, *, settings=None, prices_file=None, lookup: str = "preload") -> dict:
-    """{"items": {item: exact Fraction}, "rounded": {item: Decimal}, "tasks", "succeeded", "splices"}."""
+    """{"items": {item: exact Fraction}, "rounded": {item: Decimal: the sum of its day lines, each rounded
+    half-up to cents}, "tasks", "succeeded", "splices"}."""
     run = _open(store, settings, prices_file, lookup)
     tasks = store._con.execute(
         "SELECT rowid, task_id, status, end_time, [s.uri FOR s IN coalesce(sources, [])], target_uri FROM tasks "
@@ -191,7 +198,10 @@ def reference_cost(store, period, *, settings=None, prices_file=None, lookup: st
             _target_charges(run, (*row[:3], end, *row[4:]), next_write, period, in_period)
     run.pricer.raise_if_missing()
     amounts = run.amounts
-    return {"items": amounts, "rounded": {k: round_money(v) for k, v in amounts.items()}, "tasks": n_tasks,
+    rounded = {k: round_money(0) for k in amounts}
+    for (_, item), v in run.days.items():
+        rounded[item] += round_money(v)
+    return {"items": amounts, "rounded": rounded, "tasks": n_tasks,
             "succeeded": n_ok, "splices": splices}
 
 

@@ -11,14 +11,15 @@ wire dicts) the way the usage model says they are billed, one daily line per bil
 - one `外网流出流量` (NetworkOut) line per day that costkit does not model (an unmapped line).
 
 Planted discrepancies (each optional): `price_overrides` {"YYYY-MM-DD": price per 1,000} bills those days at
-another ImageSplicing price; `resource_plan` {"YYYY-MM-DD": amount} deducts that amount of the day's
-ImageSplicing line by a resource plan (DeductedByResourcePackage; PretaxAmount is reduced by it);
+another ImageSplicing price; `resource_plan` {"YYYY-MM-DD": calls} has a resource plan cover that many of the
+day's splices: DeductedByResourcePackage states the calls (a quantity, in the usage unit), Usage stays all
+calls and PretaxGrossAmount = PretaxAmount charges the rest;
 `extra_calls` {"YYYY-MM-DD": n} bills n more splices than the tasks hold (a coverage gap or an unknown
 source). A day that the demo's collection misses is simply a day whose tasks are not in the store: the bill
 still bills them.
 
-`write_console_csv(items, path, language="zh"|"en", encoding="utf-8-sig"|"gb18030"|"utf-8")` writes the same
-lines as a console bill-details CSV. Everything here is labelled synthetic.
+`write_console_csv(items, path, language="zh"|"en", encoding="utf-8-sig"|"gb18030"|"utf-8", layout=...)` writes
+the same lines as a console bill-details CSV (`layout="console39"`: the console's real 39-column header). Everything here is labelled synthetic.
 """
 from __future__ import annotations
 
@@ -78,11 +79,11 @@ def synthetic_bill_items(tasks: list[dict], month: str, *, list_price: str = "0.
     for day in sorted(set(calls) | set(gets) | set(puts)):
         price = Decimal(str((price_overrides or {}).get(day, list_price)))
         if calls[day]:
-            gross = (calls[day] * price / 1000).quantize(cent, rounding=ROUND_HALF_UP)
-            plan = Decimal(str((resource_plan or {}).get(day, "0")))
+            covered = int((resource_plan or {}).get(day, 0))
+            gross = ((calls[day] - covered) * price / 1000).quantize(cent, rounding=ROUND_HALF_UP)
             items.append(bill_item(
                 day, "imm", "ImageSplicing", billing_item="ImageSplicing", product_name="智能媒体管理",
-                pretax_gross=_text(gross), pretax=_text(gross - plan), resource_package=_text(plan),
+                pretax_gross=_text(gross), pretax=_text(gross), resource_package=str(covered) if covered else "0",
                 list_price=_text(price), list_price_unit="CNY/千次", usage=str(calls[day]), usage_unit="次",
                 instance_id=project_instance, region=region, tag="synthetic:true"))
         rp = Decimal(request_price)
@@ -113,14 +114,38 @@ CSV_COLUMNS = [  # (wire field, Chinese header, English header)
 ]
 
 
-def write_console_csv(items: list[dict], path, *, language: str = "zh", encoding: str = "utf-8-sig") -> Path:
-    """The items as a console bill-details CSV (amounts as text)."""
-    col = 1 if language == "zh" else 2
+# The console's real 39-column bill-details header (operations-facts.md section 3), in its order, with the
+# wire field each column holds ("" where the console column has no DescribeInstanceBill twin: left empty).
+CONSOLE_39 = [
+    ("资源购买账号ID", "BillAccountID"), ("资源购买账号", "BillAccountName"), ("资源归属账号ID", "OwnerID"),
+    ("资源归属账号", "OwnerAccountName"), ("账单月份", "BillingCycle"), ("账单日期", "BillingDate"),
+    ("费用类型", "SubscriptionType"), ("产品Code", "ProductCode"), ("产品名称", "ProductName"),
+    ("商品Code", "CommodityCode"), ("商品名称", "ProductDetail"), ("资产/资源实例ID", "InstanceID"),
+    ("资产/资源实例名称", "NickName"), ("资源组", "ResourceGroup"), ("实例标签", "Tag"), ("资源实例配置", "InstanceConfig"),
+    ("资源实例规格", "InstanceSpec"), ("公网IP", "InternetIP"), ("私网IP", "IntranetIP"), ("地域", "Region"),
+    ("可用区", "Zone"), ("计费项Code", "BillingItemCode"), ("计费规则说明", ""), ("计费项", "BillingItem"),
+    ("资源包抵扣量", "DeductedByResourcePackage"), ("用量", "Usage"), ("用量单位", "UsageUnit"), ("目录价", "ListPrice"),
+    ("目录价定价类型", "BillingType"), ("价格单位", "ListPriceUnit"), ("目录总价", "PretaxGrossAmount"),
+    ("优惠券抵扣金额", "DeductedByCoupons"), ("优惠金额", "InvoiceDiscount"), ("节省计划抵扣目录总价", "DeductedBySavingsPlan"),
+    ("应付金额", "PretaxAmount"), ("代金券抵扣金额", "DeductedByCashCoupons"), ("定价币种", "Currency"), ("主键", "RecordID"),
+    ("优惠后金额", "AfterDiscountAmount"),
+]
+
+
+def write_console_csv(items: list[dict], path, *, language: str = "zh", encoding: str = "utf-8-sig",
+                      layout: str = "short") -> Path:
+    """The items as a console bill-details CSV (amounts as text): `layout="short"` the 18 columns of
+    CSV_COLUMNS (Chinese or English headers), `"console39"` the console's 39-column header (Chinese)."""
+    if layout == "console39":
+        header, fields = [c[0] for c in CONSOLE_39], [c[1] for c in CONSOLE_39]
+    else:
+        col = 1 if language == "zh" else 2
+        header, fields = [c[col] for c in CSV_COLUMNS], [c[0] for c in CSV_COLUMNS]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow([c[col] for c in CSV_COLUMNS])
+    w.writerow(header)
     for it in items:
-        w.writerow(["" if it.get(c[0]) is None else str(it.get(c[0])) for c in CSV_COLUMNS])
+        w.writerow(["" if not f or it.get(f) is None else str(it.get(f)) for f in fields])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buf.getvalue().encode(encoding))

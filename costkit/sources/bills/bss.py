@@ -143,7 +143,8 @@ def fetch_bill_lines(month: str, *, endpoint: str | None = None, product_codes=(
                 raise RuntimeFailure(f"{what}: the server returned the same NextToken twice; stopping "
                                      "(nothing stored)")
             seen_tokens.add(token)
-    return ParsedBill("api", origin, lines, account_id=account_id, account_name=account_name)
+    return ParsedBill("api", origin, lines, account_id=account_id, account_name=account_name,
+                      scope_products=tuple(product_codes), scope_months=(month,))
 
 
 # --- API lines -------------------------------------------------------------------------------------

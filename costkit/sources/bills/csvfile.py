@@ -29,26 +29,28 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "ProductCode": ("产品Code", "产品代码", "产品编码", "Product Code"),
     "ProductName": ("产品", "产品名称", "Product", "Product Name"),
     "ProductType": ("产品类型", "Product Type"),
-    "ProductDetail": ("产品明细", "Product Detail"),
+    "ProductDetail": ("产品明细", "商品名称", "Product Detail", "Commodity Name"),
     "PipCode": ("Pip Code",),
     "CommodityCode": ("商品Code", "商品代码", "商品编码", "Commodity Code"),
     "BillingItem": ("计费项", "计费项名称", "Billing Item", "Billable Item"),
     "BillingItemCode": ("计费项Code", "计费项代码", "计费项编码", "Billing Item Code", "Billable Item Code"),
     "InstanceID": ("资产/资源实例ID", "资源实例ID", "实例ID", "资源ID", "Instance ID", "Resource ID",
                    "Instance/Resource ID", "Asset/Resource Instance ID"),
-    "NickName": ("实例昵称", "资源昵称", "Nick Name", "Instance Nickname"),
+    "NickName": ("实例昵称", "资源昵称", "资产/资源实例名称", "Nick Name", "Instance Nickname", "Instance Name",
+                 "Asset/Resource Instance Name"),
     "Region": ("地域", "区域", "Region"),
     "Zone": ("可用区", "Zone"),
     "ResourceGroup": ("资源组", "Resource Group"),
     "Tag": ("标签", "实例标签", "Tags", "Instance Tag"),
     "CostUnit": ("财务单元", "成本单元", "Cost Unit"),
-    "InstanceConfig": ("实例配置", "Instance Config"),
-    "InstanceSpec": ("实例规格", "Instance Spec"),
-    "SubscriptionType": ("消费类型", "付费方式", "Subscription Type"),
+    "InstanceConfig": ("实例配置", "资源实例配置", "Instance Config", "Instance Configuration"),
+    "InstanceSpec": ("实例规格", "资源实例规格", "Instance Spec", "Instance Specification"),
+    "SubscriptionType": ("消费类型", "付费方式", "费用类型", "Subscription Type", "Cost Type", "Fee Type"),
     "Item": ("账单类型", "Bill Type"),
-    "BillingType": ("计费类型", "Billing Type"),
-    "ListPrice": ("目录单价", "官网单价", "单价", "定价", "List Price", "Unit Price"),
-    "ListPriceUnit": ("目录单价单位", "官网单价单位", "单价单位", "定价单位", "List Price Unit", "Unit Price Unit"),
+    "BillingType": ("计费类型", "目录价定价类型", "Billing Type", "List Price Pricing Type", "Pricing Type"),
+    "ListPrice": ("目录价", "目录单价", "官网单价", "单价", "定价", "List Price", "Unit Price"),
+    "ListPriceUnit": ("价格单位", "目录单价单位", "官网单价单位", "单价单位", "定价单位", "List Price Unit", "Price Unit",
+                      "Unit Price Unit"),
     "Usage": ("用量", "使用量", "Usage", "Usage Amount"),
     "UsageUnit": ("用量单位", "使用量单位", "Usage Unit"),
     "PretaxGrossAmount": ("目录总价", "官网价", "原价", "Pretax Gross Amount", "Gross Amount", "List Amount",
@@ -57,17 +59,28 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "DeductedByCoupons": ("优惠券抵扣", "优惠券抵扣金额", "Deducted By Coupons", "Coupon Deduction"),
     "DeductedByCashCoupons": ("代金券抵扣", "代金券抵扣金额", "Deducted By Cash Coupons", "Voucher Deduction"),
     "DeductedByPrepaidCard": ("储值卡抵扣", "储值卡支付金额", "Deducted By Prepaid Card", "Prepaid Card Deduction"),
-    "DeductedByResourcePackage": ("资源包抵扣", "资源包抵扣量", "Deducted By Resource Package",
-                                  "Resource Plan Deduction", "Resource Package Deduction"),
+    "DeductedByResourcePackage": ("资源包抵扣量", "资源包抵扣", "Deducted By Resource Package",
+                                  "Resource Plan Deduction", "Resource Package Deduction",
+                                  "Resource Plan Deduction Quantity"),
+    "DeductedBySavingsPlan": ("节省计划抵扣目录总价", "节省计划抵扣", "Deducted By Savings Plan",
+                              "Savings Plan Deduction"),
+    "AfterDiscountAmount": ("优惠后金额", "After Discount Amount", "Amount After Discount"),
     "PretaxAmount": ("应付金额", "应付", "Pretax Amount", "Amount Payable", "Payable Amount"),
     "PaymentAmount": ("支付金额", "Payment Amount"),
     "CashAmount": ("现金支付", "Cash Amount", "Cash Payment"),
     "OutstandingAmount": ("未结清金额", "欠费金额", "Outstanding Amount"),
     "AdjustAmount": ("调整金额", "调账金额", "Adjust Amount"),
-    "Currency": ("币种", "货币", "Currency"),
-    "OwnerID": ("账号ID", "用户ID", "账号UID", "Owner ID", "Account ID"),
-    "BillAccountID": ("账单账号ID", "Bill Account ID"),
-    "BillAccountName": ("账号名称", "账单账号名称", "Bill Account Name", "Account Name"),
+    "Currency": ("币种", "定价币种", "货币", "Currency", "Pricing Currency"),
+    # The purchase account (资源购买账号) is the bill's account; the owner account (资源归属账号) owns the resource.
+    "OwnerID": ("资源归属账号ID", "账号ID", "用户ID", "账号UID", "Owner ID", "Account ID", "Resource Owner Account ID",
+                "Owner Account ID"),
+    "OwnerAccountName": ("资源归属账号", "Owner Account Name", "Resource Owner Account", "Owner Account"),
+    "BillAccountID": ("资源购买账号ID", "账单账号ID", "Bill Account ID", "Resource Purchaser Account ID",
+                      "Purchaser Account ID"),
+    "BillAccountName": ("资源购买账号", "账号名称", "账单账号名称", "Bill Account Name", "Account Name",
+                        "Resource Purchaser Account", "Purchaser Account"),
+    "RecordID": ("主键", "记录ID", "Record ID", "Primary Key"),
+    "InvoiceId": ("发票号", "发票ID", "Invoice ID", "Invoice Id", "Invoice Number"),
 }
 
 
@@ -87,6 +100,10 @@ for _f in CANONICAL_FIELDS:
 for _f, _aliases in HEADER_ALIASES.items():
     for _a in _aliases:
         _ALIAS_INDEX.setdefault(_norm_header(_a), _f)
+
+# Console columns costkit knows but does not read (kept in each line's raw cells, not reported as unknown).
+_KNOWN_UNREAD = {_norm_header(h) for h in ("公网IP", "私网IP", "计费规则说明", "Public IP", "Private IP",
+                                           "Internet IP", "Intranet IP", "Billing Rule Description")}
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -163,7 +180,9 @@ def read_bill_csv(path, *, month: str | None = None, currency: str | None = None
         complete_line(values, path=path, line=line_no, want_month=want_month, currency=currency,
                       language=language, header=header, index=index, row=row)
         lines.append(BillLine(line_no, values, raw))
+    unknown = [h for h, f in columns.items() if f is None and h and _norm_header(h) not in _KNOWN_UNREAD]
     return ParsedBill("csv", str(path), lines, encoding=encoding, header_language=language, columns=columns,
+                      unknown_columns=unknown,
                       sha256=hashlib.sha256(data).hexdigest(), skipped=skipped,
                       account_id=_single([l.values.get("BillAccountID") or l.values.get("OwnerID") for l in lines]),
                       account_name=_single([l.values.get("BillAccountName") for l in lines]))

@@ -14,8 +14,11 @@ reads a stored month and maps it), and returns a DataFrame:
 | `selectors` | dict of the selectors the price book needs for `item` (missing ones left out) |
 | `quantity` | `Decimal`: Usage in the item's base unit (calls, requests, GB, GB-hour); None when the unit is unknown |
 | `quantity_unit` | that base unit (`calls`, `requests`, `GB`, `GB-hour`) |
-| `deductions` | `Decimal`: InvoiceDiscount + DeductedByCoupons + DeductedByResourcePackage (missing = 0) |
-| `net_amount` | `Decimal`: PretaxGrossAmount − deductions (PretaxAmount when the gross amount is missing) |
+| `deductions` | `Decimal`: the money deductions the bill states: InvoiceDiscount + DeductedByCoupons + DeductedByCashCoupons (vouchers) + DeductedBySavingsPlan (missing = 0) |
+| `other_deduction` | `Decimal`: gross − deductions − payable, what the stated deductions leave over (0 without a payable amount or gross) |
+| `net_amount` | `Decimal`: the payable amount (PretaxAmount, 应付金额); without one, PretaxGrossAmount − InvoiceDiscount − DeductedByCoupons |
+| `amount_rule` | `payable` or `gross - discount - coupons` (the formula used for `net_amount`) |
+| `plan_quantity` | `Decimal`: DeductedByResourcePackage (资源包抵扣量), the usage a resource plan covered, in the item's base unit like `quantity` (None when not stated or the unit is unknown); never money |
 | `day_start`, `day_end` | the billing day as aware instants (Asia/Shanghai) [start, end) |
 | `note` | why a line is unmapped, or what was assumed about its units |
 """
@@ -223,7 +226,7 @@ def map_lines(lines: pd.DataFrame, mapping: BillMapping | None = None) -> pd.Dat
     df = lines.copy()
     items, mapped, rule_lines, classes, reds, sels, qty, qunit, deds, nets, starts, ends, notes = \
         ([] for _ in range(13))
-    zero = Decimal(0)
+    plans, others, rules = [], [], []
     for rec in df.to_dict("records"):
         rule, sel, note = match_line(mapping, rec)
         item = rule.item if rule else None
@@ -243,11 +246,17 @@ def map_lines(lines: pd.DataFrame, mapping: BillMapping | None = None) -> pd.Dat
                 note = "; ".join(x for x in (note, unote) if x) or None
         qty.append(q)
         qunit.append(unit)
-        d = sum(((rec.get(c) or zero) for c in ("invoice_discount", "deducted_by_coupons",
-                                                 "deducted_by_resource_package")), zero)
+        plan = rec.get("deducted_by_resource_package")
+        pq = None
+        if item is not None and plan is not None:
+            factor, _ = item_quantity_factor(item, rec.get("usage_unit"))
+            pq = to_decimal(Fraction(plan) * factor) if factor is not None else None
+        plans.append(pq)
+        d, other, net, rule = line_money(rec)
         deds.append(d)
-        gross = rec.get("pretax_gross_amount")
-        nets.append(gross - d if gross is not None else rec.get("pretax_amount"))
+        others.append(other)
+        nets.append(net)
+        rules.append(rule)
         s, e = billing_day_bounds(rec["billing_date"])
         starts.append(s)
         ends.append(e)
@@ -265,11 +274,35 @@ def map_lines(lines: pd.DataFrame, mapping: BillMapping | None = None) -> pd.Dat
     df["quantity"] = obj(qty)
     df["quantity_unit"] = obj(qunit)
     df["deductions"] = obj(deds)
+    df["other_deduction"] = obj(others)
     df["net_amount"] = obj(nets)
+    df["amount_rule"] = obj(rules)
+    df["plan_quantity"] = obj(plans)
     df["day_start"] = obj(starts)
     df["day_end"] = obj(ends)
     df["note"] = obj(notes)
     return df
+
+
+MONEY_DEDUCTIONS = ("invoice_discount", "deducted_by_coupons", "deducted_by_cash_coupons", "deducted_by_savings_plan")
+
+
+def line_money(rec: dict) -> tuple:
+    """(stated deductions, other deduction, net, rule) of one bill line, exact Decimals in its currency.
+
+    Net is the payable amount (应付金额 / PretaxAmount) where the line has one; the stated deductions are
+    discount + coupons + vouchers + savings plan, and whatever gross − those − payable leaves is the `other`
+    deduction (shown, never hidden). Without a payable amount: gross − discount − coupons, other = 0.
+    DeductedByResourcePackage is a quantity (usage covered by a plan), never subtracted here.
+    """
+    zero = Decimal(0)
+    d = sum(((rec.get(c) or zero) for c in MONEY_DEDUCTIONS), zero)
+    gross, payable = rec.get("pretax_gross_amount"), rec.get("pretax_amount")
+    if payable is not None:
+        other = gross - d - payable if gross is not None else zero
+        return d, other, payable, "payable"
+    net = (gross or zero) - (rec.get("invoice_discount") or zero) - (rec.get("deducted_by_coupons") or zero)
+    return d, zero, net, "gross - discount - coupons"
 
 
 def unmapped_summary(frame: pd.DataFrame) -> list[str]:

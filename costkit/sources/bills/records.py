@@ -25,22 +25,25 @@ SCALE = 18                      # decimal places kept for amounts, prices and us
 NUMERIC_FIELDS = (
     "ListPrice", "Usage", "PretaxGrossAmount", "InvoiceDiscount", "DeductedByCoupons", "DeductedByCashCoupons",
     "DeductedByPrepaidCard", "DeductedByResourcePackage", "PretaxAmount", "PaymentAmount", "CashAmount",
-    "OutstandingAmount", "AdjustAmount",
+    "OutstandingAmount", "AdjustAmount", "DeductedBySavingsPlan", "AfterDiscountAmount",
 )
-# Amounts (money); ListPrice and Usage are numbers too but not money in the bill's currency.
-AMOUNT_FIELDS = tuple(f for f in NUMERIC_FIELDS if f not in ("ListPrice", "Usage"))
+# Amounts (money). ListPrice and Usage are numbers but not money; DeductedByResourcePackage (资源包抵扣量) is
+# the usage a resource plan covered, in the line's usage unit (a quantity, never subtracted from money).
+QUANTITY_FIELDS = ("ListPrice", "Usage", "DeductedByResourcePackage")
+AMOUNT_FIELDS = tuple(f for f in NUMERIC_FIELDS if f not in QUANTITY_FIELDS)
 TEXT_FIELDS = (
     "BillingCycle", "ProductCode", "ProductName", "ProductType", "ProductDetail", "PipCode", "CommodityCode",
     "BillingItem", "BillingItemCode", "InstanceID", "NickName", "Region", "Zone", "ResourceGroup", "Tag",
     "CostUnit", "InstanceConfig", "InstanceSpec", "SubscriptionType", "Item", "BillingType", "ListPriceUnit",
-    "UsageUnit", "Currency", "OwnerID", "BillAccountID", "BillAccountName",
+    "UsageUnit", "Currency", "OwnerID", "BillAccountID", "BillAccountName", "OwnerAccountName", "RecordID",
+    "InvoiceId",
 )
 CANONICAL_FIELDS = ("BillingDate", *TEXT_FIELDS, *NUMERIC_FIELDS)
 
 
 def _snake(name: str) -> str:
     special = {"InstanceID": "instance_id", "OwnerID": "owner_id", "BillAccountID": "bill_account_id",
-               "Item": "item_type"}
+               "Item": "item_type", "RecordID": "record_id", "InvoiceId": "invoice_id"}
     if name in special:
         return special[name]
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
@@ -225,6 +228,9 @@ class ParsedBill:
     account_name: str | None = None
     sha256: str | None = None
     skipped: int = 0                # total/blank rows skipped
+    scope_products: tuple | None = None   # a fetch's product codes (empty: all); None: the lines' products
+    scope_months: tuple = ()              # months the import covers even without lines (a fetch)
+    unknown_columns: list = field(default_factory=list)   # header cells no alias names (kept in raw)
 
     def months(self) -> list[str]:
         return sorted({l.values["BillingCycle"] for l in self.lines})

@@ -23,7 +23,6 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from costkit.core.errors import BadInput, one_line
