@@ -76,7 +76,7 @@ def build(path: str, n: int) -> None:
                    TIMESTAMPTZ '2025-06-01 00:00:00+00',
                    CASE WHEN k % 40 = 8 THEN 'restored' END,
                    CASE WHEN k % 40 = 8 THEN TIMESTAMPTZ '2025-12-01 00:00:00+00' END,
-                   false, NULL, now(), 'list'
+                   false, NULL, now(), 'list', NULL
             FROM range({pool}) r(k)""")
         con.execute(f"""
             INSERT INTO objects
@@ -84,7 +84,7 @@ def build(path: str, n: int) -> None:
                    'out/' || (i // 1000) || '/t' || i || '.jpg',
                    40960 + hash(i * 5) % 2000000, CASE WHEN i % 3 = 0 THEN 'IA' ELSE 'Standard' END,
                    TIMESTAMPTZ '2025-09-01 00:00:00+00', NULL, NULL,
-                   i % 20 = 7, CASE WHEN i % 20 = 7 THEN TIMESTAMPTZ '2025-09-20 00:00:00+00' END, now(), 'list'
+                   i % 20 = 7, CASE WHEN i % 20 = 7 THEN TIMESTAMPTZ '2025-09-20 00:00:00+00' END, now(), 'list', NULL
             FROM range({n}) r(i) WHERE i % 100 <> 42""")
         con.execute("""
             INSERT INTO buckets VALUES
