@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
+
+from phases import rss_mb, run_phase
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -48,9 +48,6 @@ def _spec(n: int):
                               KindSpec(0.2, [("Standard", 3)], 1 << 20, "Standard", 1 << 20, None)])
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
 
 def build(path: str, n: int) -> None:
     from costkit.store.db import Store
@@ -72,7 +69,7 @@ def calibrate_phase(path: str) -> None:
         t0 = time.perf_counter()
         cal = calibrate(st)
         dt = time.perf_counter() - t0
-    print(json.dumps({"seconds": dt, "rss_mb": _rss_mb(), "tasks": cal.tasks, "kinds": len(cal.data["mix"]),
+    print(json.dumps({"seconds": dt, "rss_mb": rss_mb(), "tasks": cal.tasks, "kinds": len(cal.data["mix"]),
                       "failure_rate": str(cal.data["failure_rate"]),
                       "monthly_growth": str(cal.data["monthly_growth"])}))
 
@@ -96,16 +93,9 @@ def trend_phase(path: str) -> None:
     t1 = time.perf_counter()
     model = trend_forecast(scn, book, daily)
     dt = time.perf_counter() - t1
-    print(json.dumps({"series_s": t_series, "fit_price_s": dt, "rss_mb": _rss_mb(),
+    print(json.dumps({"series_s": t_series, "fit_price_s": dt, "rss_mb": rss_mb(),
                       "method": model["trend"]["method"],
                       "last_month": model["trend"]["months"][-1]}))
-
-
-def _run(*args) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"phase {args[1]} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -124,12 +114,12 @@ def main() -> int:
     common = ["--tasks", str(args.tasks), "--store", path]
     print(f"cores: {os.cpu_count()}  tasks: {args.tasks:,}  store: {path}")
     if not (args.reuse and os.path.exists(path)):
-        b = _run("--phase", "build", *common)
+        b = run_phase(__file__, "--phase", "build", *common)
         print(f"built {b['tasks']:,} tasks in {b['build_s']:.1f} s ({b['size_mb']:.0f} MB)")
-    c = _run("--phase", "calibrate", *common)
+    c = run_phase(__file__, "--phase", "calibrate", *common)
     print(f"calibrate: {c['seconds']:.2f} s wall, peak RSS {c['rss_mb']:.0f} MB, {c['tasks']:,} tasks, "
           f"{c['kinds']} kinds, failure rate {c['failure_rate']}, monthly growth {c['monthly_growth']}")
-    t = _run("--phase", "trend", *common)
+    t = run_phase(__file__, "--phase", "trend", *common)
     print(f"trend: daily series {t['series_s']:.2f} s + fit, simulate and price 6 months {t['fit_price_s']:.2f} s "
           f"({t['method']}); peak RSS {t['rss_mb']:.0f} MB")
     total = c["seconds"] + t["series_s"] + t["fit_price_s"]

@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from phases import rss_mb, run_phase
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -40,9 +40,6 @@ entries:
      currency: CNY, confidence: illustrative, source: bench (illustrative)}
 """
 
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def build(path: str, n: int) -> None:
@@ -108,7 +105,7 @@ def price(path: str) -> None:
         t0 = time.perf_counter()
         report = price_history(st, parse_period("2025-09"), prices_file=_prices_file(path))
         dt = time.perf_counter() - t0
-    print(json.dumps({"seconds": dt, "rss_mb": _rss_mb(), "tasks": report["tasks"], "total": report["total"],
+    print(json.dumps({"seconds": dt, "rss_mb": rss_mb(), "tasks": report["tasks"], "total": report["total"],
                       "items": report["items"]}))
 
 
@@ -124,7 +121,7 @@ def lines(path: str, granularity: str = "day") -> None:
         dt = time.perf_counter() - t0
     size = out.stat().st_size / 2**20
     out.unlink()
-    print(json.dumps({"seconds": dt, "rss_mb": _rss_mb(), "rows": n, "parquet_mb": size}))
+    print(json.dumps({"seconds": dt, "rss_mb": rss_mb(), "rows": n, "parquet_mb": size}))
 
 
 def scan(path: str) -> None:
@@ -161,13 +158,6 @@ def naive(path: str) -> None:
                       "total": str(sum(ref["rounded"].values()))}))
 
 
-def _run(*args, env=None) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        sys.exit(f"phase {args[1]} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", type=int, default=1_000_000)
@@ -195,24 +185,24 @@ def main() -> int:
     common = ["--tasks", str(args.tasks), "--store", path]
     print(f"cores: {os.cpu_count()}  tasks: {args.tasks:,}  store: {path}")
     if not (args.reuse and os.path.exists(path)):
-        b = _run("--phase", "build", *common)
+        b = run_phase(__file__, "--phase", "build", *common)
         print(f"built store in {b['build_s']:.1f} s ({b['size_mb']:.0f} MB)")
     env = dict(os.environ, COSTKIT_MEMORY_LIMIT=args.memory_limit) if args.memory_limit else None
-    p = _run("--phase", "price", *common, env=env)
-    ln = _run("--phase", "lines", "--granularity", args.granularity, *common, env=env)
+    p = run_phase(__file__, "--phase", "price", *common, env=env)
+    ln = run_phase(__file__, "--phase", "lines", "--granularity", args.granularity, *common, env=env)
     print(f"price one month{' (memory limit ' + args.memory_limit + ')' if args.memory_limit else ''}: "
           f"{p['seconds']:.2f} s wall, peak RSS {p['rss_mb']:.0f} MB, "
           f"{p['tasks'] / p['seconds']:,.0f} tasks/s (total {p['total']} CNY)")
     print(f"cost --lines (granularity {args.granularity}, Parquet): {ln['rows']:,} rows in {ln['seconds']:.2f} s "
           f"wall, peak RSS {ln['rss_mb']:.0f} MB, {ln['parquet_mb']:.0f} MB file (target <= 60 s, <= 2048 MB)")
-    s = _run("--phase", "scan", *common)
+    s = run_phase(__file__, "--phase", "scan", *common)
     print(f"bare scan of the same tables: {s['seconds']:.2f} s -> engine / scan = {p['seconds'] / s['seconds']:.1f}x")
     if args.no_naive:
         return 0
     sample = path if args.tasks == args.sample else str(Path(path).with_name(f"cost-{args.sample}.duckdb"))
     if not (args.reuse and os.path.exists(sample)) and sample != path:
-        _run("--phase", "build", "--tasks", str(args.sample), "--store", sample)
-    nv = _run("--phase", "naive", "--tasks", str(args.sample), "--store", sample)
+        run_phase(__file__, "--phase", "build", "--tasks", str(args.sample), "--store", sample)
+    nv = run_phase(__file__, "--phase", "naive", "--tasks", str(args.sample), "--store", sample)
     per_engine = p["seconds"] / p["tasks"]
     per_naive = nv["seconds"] / nv["tasks"]
     print(f"naive per-row Python loop (usage model + Pricer per task and source, exact Fractions): "
