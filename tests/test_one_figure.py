@@ -125,6 +125,18 @@ def test_every_expected_figure_agrees_on_the_demo_store(tmp_path):
     _assert_one_figure(figures(r.store, MONTH, str(r.prices), tmp_path))
 
 
+def test_the_demo_advice_leaves_the_audit_store_agreeing_with_the_audit_report(tmp_path):
+    """The demo's advice plants synthetic object facts in a copy: `cost --month` on the audit's store still
+    gives the expected KPI that audit-2025-08.json printed (a bug: the facts went into the audit's store)."""
+    from costkit.demo.advise import run_demo_advise
+    from costkit.demo.audit import MONTH, run_demo_audit
+    r = run_demo_audit(tmp_path / "demo", per_day=30)
+    audit_expected = json.loads(r.json.read_text(encoding="utf-8"))["kpis"]["expected"]
+    run_demo_advise(tmp_path / "demo", r.store, r.prices, MONTH)
+    assert figures(r.store, MONTH, str(r.prices), tmp_path)["audit KPI"] == audit_expected
+    assert (tmp_path / "demo" / "advise-demo.duckdb").exists()
+
+
 def test_largest_remainder_hands_out_exactly_the_line_cents():
     parts = {"a": Fraction(1, 3), "b": Fraction(1, 3), "c": Fraction(1, 3)}
     assert allocate_cents(Decimal("1.00"), parts) == {"a": Decimal("0.34"), "b": Decimal("0.33"),

@@ -75,6 +75,9 @@ def run_demo_advise(out_dir, store_path, prices, month: str) -> tuple[list[Path]
     from costkit.outputs.files import write_output
     from costkit.store.db import Store
     out = Path(out_dir)
+    # The synthetic object facts go into a copy: the audit's store keeps the figures its report printed
+    # (one figure per fact: `cost --month` on audit-demo.duckdb equals the audit's expected KPI).
+    store_path = _copy_store(store_path, out / "advise-demo.duckdb")
     with Store.open(store_path) as store:
         planted = synthetic_facts(store)
         model = advise(store, parse_period(month), prices_file=prices)
@@ -83,6 +86,15 @@ def run_demo_advise(out_dir, store_path, prices, month: str) -> tuple[list[Path]
     for p, fmt in zip(paths, ("html", "json")):
         write_output(render_advise(model, fmt), str(p))
     return paths, model, planted
+
+
+def _copy_store(src, dst: Path) -> Path:
+    """A fresh copy of the store file at `dst` (replaced on each run)."""
+    import shutil
+
+    dst.unlink(missing_ok=True)
+    shutil.copyfile(src, dst)
+    return dst
 
 
 __all__ = ["run_demo_advise", "synthetic_facts"]
