@@ -11,13 +11,18 @@ from costkit.engine.period import price_segments
 from costkit.prices.book import load_price_book
 
 
-def pricing_context(store, period, settings, prices_file):
-    """(settings, price book, usage model, price segment bounds) for pricing `period`: `settings` or the
-    default settings file, and the book of their site with `prices_file` and the settings' own prices."""
+def settings_book(settings, prices_file):
+    """(settings, price book): `settings` or the default settings file, and the book of their site with
+    `prices_file` and the settings' own prices layered on it (the one way the history is priced)."""
     from costkit.model.settings import load_settings
     settings = settings or load_settings(None)
-    book = load_price_book(settings.site, prices_file=prices_file, scenario_prices=settings.splice.prices,
-                           scenario_path=settings.path)
+    return settings, load_price_book(settings.site, prices_file=prices_file, scenario_prices=settings.splice.prices,
+                                     scenario_path=settings.path)
+
+
+def pricing_context(store, period, settings, prices_file):
+    """(settings, price book, usage model, price segment bounds) for pricing `period` (see settings_book)."""
+    settings, book = settings_book(settings, prices_file)
     model = build_model(settings)
     bounds = price_segments(book, model.imm_start, period)
     return settings, book, model, bounds

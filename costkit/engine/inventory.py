@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from fractions import Fraction
 
-from costkit.model.settings import load_settings
-from costkit.prices.book import load_price_book
+from costkit.engine.context import settings_book
 from costkit.prices.pricer import Pricer
 from costkit.sources.oss import inventory as oss_inventory
 from costkit.sources.oss.inventory import check_concurrency
@@ -45,10 +44,8 @@ def run_inventory(store, *, settings=None, prices_file=None, concurrency: int = 
     and the scenario's prices) at `now`; the buckets' settings and the default Archive direct read from
     `settings` (default: load_settings(None)). Returns the InventorySummary."""
     check_concurrency(concurrency)
-    settings = settings or load_settings(None)
+    settings, book = settings_book(settings, prices_file)
     now = now or datetime.now(UTC)
-    book = load_price_book(settings.site, prices_file=prices_file, scenario_prices=settings.splice.prices,
-                           scenario_path=settings.path)
     return oss_inventory.run_inventory(store, prices=BookRequestPrices(book, now), bucket_settings=settings.buckets,
                                        archive_direct_read=settings.splice.archive_direct_read,
                                        concurrency=concurrency, now=now, **kw)

@@ -17,7 +17,8 @@ from fractions import Fraction
 
 from costkit.engine.profile import splice_profile
 from costkit.core.money import round_money
-from costkit.prices.book import ITEM_KEYS, STORAGE_CLASSES, load_price_book
+from costkit.engine.context import settings_book
+from costkit.prices.book import ITEM_KEYS, STORAGE_CLASSES
 from costkit.prices.pricer import Pricer
 from costkit.model.usage import GB, billable_bytes, splice_usage
 
@@ -62,10 +63,7 @@ class _Run:
 
 
 def _open(store, settings, prices_file, lookup: str) -> _Run:
-    from costkit.model.settings import load_settings
-    settings = settings or load_settings(None)
-    book = load_price_book(settings.site, prices_file=prices_file, scenario_prices=settings.splice.prices,
-                           scenario_path=settings.path)
+    settings, book = settings_book(settings, prices_file)
     con = store._con
     buckets = {r[0]: r[1:] for r in con.execute(
         "SELECT bucket, archive_direct_read, storage_class, redundancy FROM buckets").fetchall()}
